@@ -1,0 +1,310 @@
+"""The default backend: one SQLite file in WAL mode, session aggregates kept current per batch."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic_core import from_json
+
+from agentsession._models import (
+    ModelUsage,
+    SessionEvent,
+    SessionFilter,
+    SessionPage,
+    SessionSummary,
+    Step,
+)
+
+from ._base import decode_cursor, effective_status, encode_cursor
+from ._sqlite_schema import STEP_COLUMNS, datetime_from_micros, micros, migrate, step_from_row
+from ._sqlite_write import BatchWriter
+
+__all__ = ["SQLiteBackend"]
+
+_SQL_VARIABLES_MAX = 500
+"""Keys bound in one ``IN (...)``: well under the 999 of old SQLite builds."""
+
+_SUMMARY_COLUMNS = (
+    "s.session_key, s.session_id, s.status, s.started_at, s.ended_at, s.last_activity_at, "
+    "s.timeout_s, s.total_steps, s.error_count, s.dropped_steps, s.input_tokens, "
+    "s.output_tokens, s.total_tokens, s.cost_usd, s.environment, s.parent_session_id, "
+    "s.parent_trace_id, s.end_reason, s.metadata"
+)
+
+# What effective_status reads as timed out, for a session in progress: idle past its timeout.
+_EXPIRED = "(s.timeout_s IS NOT NULL AND ? - s.last_activity_at > s.timeout_s * 1000000.0)"
+
+
+class SQLiteBackend:
+    """Stores sessions and steps in one SQLite file; the default backend.
+
+    Each ``write()`` is one transaction that inserts the steps and updates every touched
+    session's aggregates once, so listing sessions stays fast however many steps there are. A
+    step already stored (same session and step index, e.g. a retried batch) is ignored.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 5.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_s = busy_timeout_s
+        # One connection per role, each behind its own lock. The worker thread writes through
+        # the writer; any thread reads through the reader. In WAL mode the reader sees the last
+        # commit while a write transaction is open, so reads never wait for the worker; the
+        # locks only keep two threads off one connection at once, which is what lets
+        # check_same_thread be off. (A connection per thread would leak one per short-lived
+        # reading thread.)
+        self._write_lock = threading.Lock()
+        self._read_lock = threading.Lock()
+        self._writer = self._connect()
+        self._reader: sqlite3.Connection | None = None
+        self._closed = False
+        self._batches = BatchWriter(self._writer)
+        try:
+            self.schema_version = migrate(self._writer)
+        except BaseException:
+            self._writer.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are begun and ended here, never implicitly.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode: a commit survives a crash of the process, and flush() makes it
+        # survive a crash of the machine.
+        conn.execute("PRAGMA synchronous=NORMAL")
+        return conn
+
+    def __repr__(self) -> str:
+        return f"SQLiteBackend({str(self.path)!r})"
+
+    # -- write side --------------------------------------------------------------------------
+
+    def write(self, events: Sequence[SessionEvent]) -> None:
+        if not events:
+            return
+        with self._write_lock:
+            conn = self._writer
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._batches.write(events)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                self._batches.forget()
+                raise
+
+    def flush(self) -> None:
+        """Checkpoint: sync the write-ahead log to disk and copy it into the database file.
+
+        Commits already survive a crash of the process; this makes them survive a crash of the
+        machine. PASSIVE never waits: what a long-running reader still needs stays in the
+        (synced) log until the next checkpoint.
+        """
+        with self._write_lock:
+            self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def close(self) -> None:
+        with self._write_lock, self._read_lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._reader is not None:
+                self._reader.close()
+            self._writer.close()
+
+    # -- read side ---------------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The reader connection inside one read transaction: all queries see one snapshot."""
+        with self._read_lock:
+            if self._closed:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            if self._reader is None:
+                self._reader = self._connect()
+                self._reader.execute("PRAGMA query_only = ON")
+            conn = self._reader
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+
+    def get_session(self, session_id: str) -> SessionSummary | None:
+        now = datetime.now(timezone.utc)
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM sessions AS s WHERE s.session_id = ?",
+                (session_id,),
+            ).fetchall()
+            summaries = _summaries(conn, rows, now)
+        return summaries[0] if summaries else None
+
+    def list_steps(self, session_id: str) -> list[Step]:
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE session_key ="
+                " (SELECT session_key FROM sessions WHERE session_id = ?) ORDER BY step_index",
+                (session_id,),
+            ).fetchall()
+        return [step_from_row(session_id, row) for row in rows]
+
+    def list_sessions(
+        self,
+        filters: SessionFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> SessionPage:
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        now = datetime.now(timezone.utc)
+        conditions, parameters = _conditions(filters or SessionFilter(), micros(now))
+        page_conditions, page_parameters = list(conditions), list(parameters)
+        if cursor is not None:
+            after_started, after_id = decode_cursor(cursor)
+            page_conditions.append("(s.started_at, s.session_id) < (?, ?)")
+            page_parameters += [micros(after_started), after_id]
+        with self._reading() as conn:
+            total = conn.execute(
+                f"SELECT count(*) FROM sessions AS s {_where(conditions)}", parameters
+            ).fetchone()[0]
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLUMNS} FROM sessions AS s {_where(page_conditions)}"
+                " ORDER BY s.started_at DESC, s.session_id DESC LIMIT ?",
+                [*page_parameters, limit + 1],
+            ).fetchall()
+            sessions = _summaries(conn, rows[:limit], now)
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(sessions[-1].started_at, sessions[-1].session_id)
+        return SessionPage(sessions=sessions, total=total, next_cursor=next_cursor)
+
+
+def _where(conditions: list[str]) -> str:
+    return f"WHERE {' AND '.join(conditions)}" if conditions else ""
+
+
+def _conditions(filters: SessionFilter, now: int) -> tuple[list[str], list[Any]]:
+    """SQL conditions and parameters equal to ``_base.matches`` on the summaries."""
+    conditions: list[str] = []
+    parameters: list[Any] = []
+    if filters.user_id is not None:
+        conditions.append(
+            "s.session_key IN (SELECT session_key FROM session_users WHERE user_id = ?)"
+        )
+        parameters.append(filters.user_id)
+    if filters.tag is not None:
+        conditions.append("s.session_key IN (SELECT session_key FROM session_tags WHERE tag = ?)")
+        parameters.append(filters.tag)
+    if filters.status == "timed_out":
+        conditions.append(f"(s.status = 'timed_out' OR (s.status = 'in_progress' AND {_EXPIRED}))")
+        parameters.append(now)
+    elif filters.status == "in_progress":
+        conditions.append(f"s.status = 'in_progress' AND NOT {_EXPIRED}")
+        parameters.append(now)
+    elif filters.status is not None:
+        conditions.append("s.status = ?")
+        parameters.append(filters.status)
+    if filters.since is not None:
+        conditions.append("s.started_at >= ?")
+        parameters.append(micros(filters.since))
+    if filters.until is not None:
+        conditions.append("s.started_at < ?")
+        parameters.append(micros(filters.until))
+    if filters.q:
+        if filters.q.isascii():
+            # A range the session id index can serve: every id starting with q sorts in it.
+            conditions.append("s.session_id >= ? AND s.session_id < ?")
+            parameters += [filters.q, filters.q[:-1] + chr(ord(filters.q[-1]) + 1)]
+        else:
+            conditions.append("substr(s.session_id, 1, ?) = ?")
+            parameters += [len(filters.q), filters.q]
+    return conditions, parameters
+
+
+def _summaries(conn: sqlite3.Connection, rows: list[Any], now: datetime) -> list[SessionSummary]:
+    """Summaries of ``sessions`` rows, with their usage, users and tags."""
+    usage: dict[int, dict[str, ModelUsage]] = {}
+    user_ids: dict[int, list[str]] = {}
+    tags: dict[int, list[str]] = {}
+    keys = [row[0] for row in rows]
+    for start in range(0, len(keys), _SQL_VARIABLES_MAX):
+        chunk = keys[start : start + _SQL_VARIABLES_MAX]
+        marks = ", ".join("?" * len(chunk))
+        for key, model, steps, input_tokens, output_tokens, total_tokens, cost in conn.execute(
+            "SELECT session_key, model, steps, input_tokens, output_tokens, total_tokens,"
+            f" cost_usd FROM session_models WHERE session_key IN ({marks})",
+            chunk,
+        ):
+            usage.setdefault(key, {})[model] = ModelUsage(
+                steps=steps,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                total_tokens=total_tokens,
+                cost_usd=cost,
+            )
+        for key, user_id in conn.execute(
+            "SELECT session_key, user_id FROM session_users"
+            f" WHERE session_key IN ({marks}) ORDER BY rowid",
+            chunk,
+        ):
+            user_ids.setdefault(key, []).append(user_id)
+        for key, tag in conn.execute(
+            "SELECT session_key, tag FROM session_tags"
+            f" WHERE session_key IN ({marks}) ORDER BY rowid",
+            chunk,
+        ):
+            tags.setdefault(key, []).append(tag)
+    return [_summary(row, usage, user_ids, tags, now) for row in rows]
+
+
+def _summary(
+    row: Sequence[Any],
+    usage: dict[int, dict[str, ModelUsage]],
+    user_ids: dict[int, list[str]],
+    tags: dict[int, list[str]],
+    now: datetime,
+) -> SessionSummary:
+    (key, session_id, status, started, ended, last_activity, timeout_s, total_steps, errors,
+     dropped, input_tokens, output_tokens, total_tokens, cost, environment, parent_session_id,
+     parent_trace_id, end_reason, metadata) = row  # fmt: skip
+    started_at = datetime_from_micros(started)
+    ended_at = None if ended is None else datetime_from_micros(ended)
+    last_activity_at = datetime_from_micros(last_activity)
+    return SessionSummary(
+        session_id=session_id,
+        status=effective_status(status, last_activity_at, timeout_s, now),
+        started_at=started_at,
+        ended_at=ended_at,
+        duration_ms=None if ended_at is None else (ended_at - started_at).total_seconds() * 1000,
+        last_activity_at=last_activity_at,
+        total_steps=total_steps,
+        error_count=errors,
+        dropped_steps=dropped,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=total_tokens,
+        cost_usd=cost,
+        usage=usage.get(key, {}),
+        user_ids=user_ids.get(key, []),
+        tags=tags.get(key, []),
+        environment=environment,
+        parent_session_id=parent_session_id,
+        parent_trace_id=parent_trace_id,
+        end_reason=end_reason,
+        metadata=from_json(metadata) if metadata else {},
+    )
