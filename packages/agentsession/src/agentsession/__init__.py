@@ -11,6 +11,7 @@ from ._config import Settings, configure, get_settings
 from ._context import (
     ContextThreadPoolExecutor,
     current_session,
+    current_step,
     propagate_context,
     using_session,
 )
@@ -91,6 +92,7 @@ __all__ = [
     "backend_from_url",
     "configure",
     "current_session",
+    "current_step",
     "flush",
     "get_price_table",
     "get_settings",

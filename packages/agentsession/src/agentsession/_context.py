@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 from ._health import record_fault
 
 if TYPE_CHECKING:
+    from ._step import StepHandle
     from ._tracker import SessionTracker
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "Scope",
     "current_scope",
     "current_session",
+    "current_step",
     "propagate_context",
     "using_session",
 ]
@@ -44,6 +46,19 @@ class Scope:
 _current: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
     "agentsession_scope", default=None
 )
+
+
+_current_step: contextvars.ContextVar[StepHandle | None] = contextvars.ContextVar(
+    "agentsession_step", default=None
+)
+
+
+def current_step() -> StepHandle | None:
+    """The step opened with ``with tracker.begin_step(...)`` around the code running now.
+
+    An HTTP hook uses it to send that step's index instead of allocating a new one.
+    """
+    return _current_step.get()
 
 
 def current_scope() -> Scope | None:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextvars import Token
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from ._context import _current_step
 from ._health import count, record_fault
 from ._models import Step, StepStatus, ToolCall
 from ._pricing import get_price_table
@@ -70,6 +72,7 @@ class StepHandle:
     """
 
     __slots__ = (
+        "_context_token",
         "_perf_start",
         "_tracker",
         "cost_usd",
@@ -147,6 +150,7 @@ class StepHandle:
         self.cost_usd: float | None = None
         self.duration_ms = 0.0
         self.ended = False
+        self._context_token: Token[StepHandle | None] | None = None
         self.started_ns = time.time_ns()
         self._perf_start = time.perf_counter_ns()
 
@@ -220,6 +224,7 @@ class StepHandle:
             self._tracker._finish_step(self)
 
     def __enter__(self) -> StepHandle:
+        self._context_token = _current_step.set(self)
         return self
 
     def __exit__(
@@ -228,6 +233,12 @@ class StepHandle:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._context_token is not None:
+            try:
+                _current_step.reset(self._context_token)
+            except ValueError:  # exited in another context than it was entered in
+                _current_step.set(None)
+            self._context_token = None
         if exc is not None:
             self.fail(exc)
         else:

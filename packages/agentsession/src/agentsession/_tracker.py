@@ -18,7 +18,7 @@ from ._headers import build_headers, check_header_value
 from ._health import count, warn_once
 from ._ids import new_session_id, new_span_id, new_trace_id, validate_session_id
 from ._models import SessionEnded, SessionStarted, SessionStatus
-from ._state import StateStore
+from ._state import StateSnapshot, StateStore, compact_json
 from ._step import StepHandle, ToolCallRecord
 from ._worker import Emitter, emitter_for
 from .backends._base import SessionWriter
@@ -91,6 +91,7 @@ class SessionTracker:
         self._lock = threading.Lock()
         self._next_index = 0
         self._pending_tool_calls: list[ToolCallRecord] = []
+        self._local_steps = 0
         self._latest_trace_id: str | None = None
         self._started = False
         self._end_status: SessionStatus | None = None
@@ -242,6 +243,30 @@ class SessionTracker:
             index, parent, snapshot = step.step_index, step.parent_trace_id, step.state
         return build_headers(self.header_prefix, self._session_id, index, parent, snapshot)
 
+    @property
+    def header_only(self) -> bool:
+        """True while no step was recorded here: a proxy reading the headers records them."""
+        return self._local_steps == 0
+
+    def allocate_step_index(self) -> int:
+        """Take the next index for a call recorded elsewhere (e.g. by a proxy) and return it."""
+        with self._lock:
+            index = self._next_index
+            self._next_index = index + 1
+            self._last_activity = time.monotonic()
+            return index
+
+    def observe_trace_id(self, trace_id: str, next_step: int | None = None) -> None:
+        """Take in what a proxy answered: its trace id for the call, and its next step index.
+
+        The trace id becomes :attr:`latest_trace_id` (a child session links to it). The next
+        step index is honoured only while the tracker is header-only, and never moves back.
+        """
+        self._latest_trace_id = check_header_value("trace_id", trace_id)
+        if next_step is not None and self.header_only:
+            with self._lock:
+                self._next_index = max(self._next_index, next_step)
+
     def next_step(self) -> int:
         """Mark the current index as used by a call made without ``begin_step``; return the next."""
         with self._lock:
@@ -292,11 +317,15 @@ class SessionTracker:
         trace_id: str | None = None,
         parent_trace_id: str | None = None,
         metadata: dict[str, Any] | None = None,
+        step_index: int | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> StepHandle:
         """Open the next step: its index, the state as it is now, and the clock start.
 
         Thread-safe: concurrent calls get unique, gap-free indexes in start order. Past
         ``max_steps`` or after ``end()`` the handle is inert and the step is only counted.
+        A receiving server that read ``step_index`` and ``state`` from a request's headers
+        passes them; the counter then moves past that index.
         """
         if not self._started:
             self.start()
@@ -315,8 +344,9 @@ class SessionTracker:
                 self.max_steps is None or self._next_index < self.max_steps
             )
             if recorded:
-                index = self._next_index
-                self._next_index = index + 1
+                index = self._next_index if step_index is None else step_index
+                self._next_index = max(self._next_index, index + 1)
+                self._local_steps += 1
                 tool_calls = self._pending_tool_calls
                 self._pending_tool_calls = []
                 self._latest_trace_id = trace_id
@@ -325,6 +355,8 @@ class SessionTracker:
                 self.dropped_steps += 1
             snapshot = self._state.snapshot
             self._last_activity = time.monotonic()
+        if state is not None:
+            snapshot = StateSnapshot(compact_json(dict(state)))
         if not recorded:
             self._warn_dropped()
         return StepHandle(
