@@ -13,11 +13,19 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ._fake_openai import FakeOpenAIServer, FakeReply, RecordedRequest
 from ._models import SessionEvent, SessionSummary, Step
 from ._worker import Emitter, swap_default_emitter
 from .backends._memory import MemoryBackend
 
-__all__ = ["CapturedSessions", "FailingBackend", "capture_steps"]
+__all__ = [
+    "CapturedSessions",
+    "FailingBackend",
+    "FakeOpenAIServer",
+    "FakeReply",
+    "RecordedRequest",
+    "capture_steps",
+]
 
 
 class CapturedSessions(MemoryBackend):
