@@ -26,7 +26,7 @@ def _restore_generator_state_afterwards(monkeypatch: pytest.MonkeyPatch) -> None
 
 @pytest.mark.parametrize(
     "session_id",
-    ["a7f3c2e1-user", "x" * 199, " ", "user_42_conv_9001", "!~ printable ~!", "a" * 1],
+    ["a7f3c2e1-user", "x" * 199, "a b", "user_42_conv_9001", "!~ printable ~!", "a" * 1],
 )
 def test_valid_ids_are_returned_unchanged(session_id: str) -> None:
     """Any printable US-ASCII string of 1 to 199 characters is a valid session id."""
@@ -43,6 +43,8 @@ def test_valid_ids_are_returned_unchanged(session_id: str) -> None:
         ("line\nbreak-123456", ["printable US-ASCII", "17-character", "\\n"]),
         ("tab\there-1234567", ["printable US-ASCII", "16-character", "\\t"]),
         ("del\x7f-123456789", ["printable US-ASCII", "14-character"]),
+        (" padded-id-1234", ["start or end with a space", "15-character"]),
+        ("padded-id-1234 ", ["start or end with a space", "15-character"]),
     ],
 )
 def test_invalid_ids_raise_naming_rule_and_length(

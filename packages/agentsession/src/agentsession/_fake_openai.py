@@ -7,6 +7,7 @@ streaming, and upstream failures, without reaching the network.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 import uuid
@@ -91,10 +92,10 @@ class FakeOpenAIServer:
 
     def start(self) -> FakeOpenAIServer:
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-openai", daemon=True
+            target=self._server.serve_forever, args=(0.05,), name="fake-openai", daemon=True
         )
         self._thread.start()
         return self
@@ -117,9 +118,21 @@ class FakeOpenAIServer:
         self.stop()
 
 
+class _Server(ThreadingHTTPServer):
+    # The stdlib default backlog of 5 resets connections under a handful of concurrent clients.
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Quiet about clients that hung up (a proxy timing out a slow reply does)."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeOpenAIServer
     protocol_version = "HTTP/1.1"
+    # Without TCP_NODELAY a kept-alive connection waits ~40 ms (delayed ACK) on every reply.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silent: tests read ``requests`` instead."""

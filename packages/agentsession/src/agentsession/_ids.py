@@ -59,6 +59,12 @@ def session_id_problem(session_id: object) -> str | None:
             f"session_id must be 1 to {MAX_SESSION_ID_LENGTH} printable US-ASCII characters, "
             f"got {length} characters"
         )
+    if session_id != session_id.strip(" "):
+        # HTTP strips surrounding spaces from header values: such an id would not survive a proxy.
+        return (
+            "session_id must not start or end with a space (HTTP headers drop them), "
+            f"got a {length}-character id"
+        )
     if not _PRINTABLE_ASCII.fullmatch(session_id):
         bad = next(c for c in session_id if not (" " <= c <= "~"))
         return (
