@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+from ._dialects import DEFAULT_HEADER_BUDGET_BYTES, Dialect, parse_dialects
+
 logger = logging.getLogger("agentsession")
 
 __all__ = ["ENV_PREFIX", "Settings", "configure", "get_settings"]
@@ -40,6 +42,10 @@ class Settings:
     """``truncate``: the largest values become a marker; ``error``: raise StateTooLargeError."""
     header_prefix: str = "X-TraceForge"
     """Prefix of the headers ``get_headers()`` builds and ``parse_headers()`` reads."""
+    header_dialects: tuple[Dialect, ...] = ("traceforge",)
+    """Which proxies' headers ``get_headers()`` writes: traceforge, helicone, litellm, baggage."""
+    header_budget_bytes: int = DEFAULT_HEADER_BUDGET_BYTES
+    """Cap on the state header; a larger state is cut by the state overflow rule."""
     capture_content: bool = True
     """Adapters keep the inputs and outputs of LLM and tool calls (capped); off: metadata only."""
     content_limit_bytes: int = 16_384
@@ -118,6 +124,8 @@ _PARSERS.update(
     state_limit_bytes=_parse_state_limit,
     state_overflow=_parse_overflow,
     header_prefix=_parse_header_prefix,
+    header_dialects=parse_dialects,
+    header_budget_bytes=_parse_positive_int,
     capture_content=_parse_bool,
     content_limit_bytes=_parse_positive_int,
     queue_size=_parse_positive_int,

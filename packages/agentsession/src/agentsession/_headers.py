@@ -19,6 +19,7 @@ __all__ = [
     "build_headers",
     "check_header_value",
     "parse_headers",
+    "response_header_names",
 ]
 
 DEFAULT_HEADER_PREFIX = "X-TraceForge"
@@ -64,20 +65,31 @@ def check_header_value(field_name: str, value: str, max_length: int = MAX_TRACE_
     return value
 
 
+def response_header_names(prefix: str) -> tuple[str, str, str]:
+    """The session-id, trace-id and next-step headers a proxy answers with, for ``prefix``."""
+    header_names(prefix)  # validates the prefix
+    return f"{prefix}-Session-ID", f"{prefix}-Trace-ID", f"{prefix}-Next-Step"
+
+
 def build_headers(
     prefix: str,
     session_id: str,
     step_index: int,
     parent_trace_id: str | None,
-    state: StateSnapshot,
+    state: StateSnapshot | str | None,
 ) -> dict[str, str]:
-    """The headers of one request; every value is ASCII with no CR/LF whatever the input."""
+    """The headers of one request; every value is ASCII with no CR/LF whatever the input.
+
+    ``state`` is the snapshot, or the header value already made to fit a budget, or None.
+    """
     session_name, index_name, parent_name, state_name = header_names(prefix)
     headers = {session_name: session_id, index_name: str(step_index)}
     if parent_trace_id is not None:
         headers[parent_name] = parent_trace_id
-    if state:
-        headers[state_name] = state.ascii_json()
+    if isinstance(state, StateSnapshot):
+        state = state.ascii_json() if state else None
+    if state is not None:
+        headers[state_name] = state
     return headers
 
 

@@ -19,6 +19,9 @@ __all__ = [
     "StateStore",
     "TRUNCATED_MARKER_KEY",
     "compact_json",
+    "join_object",
+    "object_size",
+    "shrink_largest",
     "truncation_marker",
 ]
 
@@ -115,7 +118,7 @@ class StateStore:
 
     def _commit(self, encoded: dict[str, bytes], changed: tuple[str, ...]) -> None:
         keys = {key: self._encoded_keys.get(key) or to_json(key) for key in encoded}
-        full_size = _object_size(keys, encoded)
+        full_size = object_size(keys, encoded)
         truncated: tuple[str, ...] = ()
         if full_size > self.limit_bytes:
             if self.overflow == "error":
@@ -133,7 +136,7 @@ class StateStore:
             encoded_for_snapshot = encoded
         self._encoded = encoded
         self._encoded_keys = keys
-        self.snapshot = StateSnapshot(_join(keys, encoded_for_snapshot), truncated)
+        self.snapshot = StateSnapshot(join_object(keys, encoded_for_snapshot), truncated)
         if truncated and not self._warned:
             self._warned = True
             logger.warning(
@@ -148,17 +151,7 @@ class StateStore:
     def _truncate(
         self, keys: dict[str, bytes], encoded: dict[str, bytes], size: int
     ) -> tuple[dict[str, bytes], tuple[str, ...]]:
-        result = dict(encoded)
-        truncated: list[str] = []
-        for key in sorted(encoded, key=lambda k: len(encoded[k]), reverse=True):
-            if size <= self.limit_bytes:
-                break
-            marker = _marker_json(len(encoded[key]))
-            if len(marker) >= len(encoded[key]):
-                break  # every remaining value is already smaller than its marker
-            size -= len(encoded[key]) - len(marker)
-            result[key] = marker
-            truncated.append(key)
+        result, truncated, size = shrink_largest(encoded, size, self.limit_bytes)
         if size > self.limit_bytes:
             raise StateTooLargeError(
                 f"state of session {self._owner!r} is {size} bytes of JSON even with every large "
@@ -168,7 +161,30 @@ class StateStore:
                 size=size,
                 limit=self.limit_bytes,
             )
-        return result, tuple(truncated)
+        return result, truncated
+
+
+def shrink_largest(
+    encoded: Mapping[str, bytes], size: int, limit: int
+) -> tuple[dict[str, bytes], tuple[str, ...], int]:
+    """Replace the largest encoded values with a truncation marker until the object fits.
+
+    ``encoded`` holds each value already encoded (UTF-8 JSON for the snapshot, ASCII JSON for
+    a header) and ``size`` is the encoded object's size. Returns the values, the keys cut
+    (largest first) and the size reached, still over ``limit`` if the keys alone do not fit.
+    """
+    result = dict(encoded)
+    truncated: list[str] = []
+    for key in sorted(encoded, key=lambda k: len(encoded[k]), reverse=True):
+        if size <= limit:
+            break
+        marker = _marker_json(len(encoded[key]))
+        if len(marker) >= len(encoded[key]):
+            break  # every remaining value is already smaller than its marker
+        size -= len(encoded[key]) - len(marker)
+        result[key] = marker
+        truncated.append(key)
+    return result, tuple(truncated), size
 
 
 def _check_key(key: object) -> str:
@@ -208,11 +224,13 @@ def _encode_value(key: str, value: Any) -> bytes:
         ) from None
 
 
-def _object_size(keys: dict[str, bytes], encoded: dict[str, bytes]) -> int:
+def object_size(keys: Mapping[str, bytes], encoded: Mapping[str, bytes]) -> int:
+    """Bytes of the JSON object ``join_object`` would build, without building it."""
     # {"k":v,"k2":v2}: braces, one colon per entry, commas between entries.
     entries = sum(len(keys[k]) + 1 + len(v) for k, v in encoded.items())
     return 2 + entries + max(len(encoded) - 1, 0)
 
 
-def _join(keys: dict[str, bytes], encoded: dict[str, bytes]) -> bytes:
+def join_object(keys: Mapping[str, bytes], encoded: Mapping[str, bytes]) -> bytes:
+    """The JSON object of already-encoded keys and values."""
     return b"{" + b",".join(keys[k] + b":" + v for k, v in encoded.items()) + b"}"
