@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agentsession._models import (
+    Score,
     SessionEnded,
     SessionEvent,
     SessionFilter,
@@ -390,8 +391,20 @@ def event_batches(draw: st.DrawFn) -> list[list[SessionEvent]]:
     for _ in range(draw(st.integers(1, 30))):
         session_id = draw(st.sampled_from(SESSION_IDS))
         moment = at(draw(st.integers(0, 5000)) + draw(st.integers(0, 999_999)) / 1e6)
-        kind = draw(st.sampled_from(("step", "step", "step", "start", "end")))
-        if kind == "start":
+        kind = draw(st.sampled_from(("step", "step", "step", "start", "end", "score")))
+        if kind == "score":
+            events.append(
+                Score(
+                    session_id=session_id,
+                    name=draw(st.sampled_from(("quality", "helpful", "é"))),
+                    value=draw(st.sampled_from((0.25, -1.0, 3.0, True, False, "good"))),
+                    comment=draw(st.sampled_from((None, "checked"))),
+                    source=draw(st.sampled_from((None, "explorer"))),
+                    # Few distinct times, so that equal times (the later write wins) occur.
+                    created_at=at(draw(st.integers(0, 3))),
+                )
+            )
+        elif kind == "start":
             events.append(
                 SessionStarted(
                     session_id=session_id,
@@ -464,6 +477,12 @@ FILTERS = [
     SessionFilter(until=at(2500)),
     SessionFilter(since=at(100), until=at(4000), user_id="u2"),
     *(SessionFilter(q=q) for q in ("alpha", "beta-2", "a", "zz", "")),
+    SessionFilter(score_name="quality"),
+    SessionFilter(score_name="nothing"),
+    SessionFilter(min_score=0.25),
+    SessionFilter(min_score=1),
+    SessionFilter(score_name="helpful", min_score=1),
+    SessionFilter(score_name="quality", min_score=-1, user_id="u1"),
 ]
 
 
@@ -489,6 +508,10 @@ def test_answers_equal_the_memory_backends(batches: Sequence[Sequence[SessionEve
             for session_id in (*SESSION_IDS, "unknown"):
                 assert sqlite.get_session(session_id) == memory.get_session(session_id)
                 assert sqlite.list_steps(session_id) == memory.list_steps(session_id)
+                # The JSON SQLite builds itself holds what the models hold.
+                assert [json.loads(text) for text in sqlite.list_steps_json(session_id)] == [
+                    step.model_dump(mode="json") for step in memory.list_steps(session_id)
+                ]
             # Bounds equal to a start time pin that since is inclusive and until exclusive.
             boundaries = [s.started_at for s in memory.list_sessions(limit=2).sessions]
             for filters in [

@@ -18,15 +18,23 @@ from ._context import (
 from ._errors import (
     AgentSessionError,
     InvalidHeaderError,
+    InvalidScoreError,
     InvalidSessionIdError,
     StateNotSerializableError,
     StateTooLargeError,
 )
 from ._headers import SessionHeaders, parse_headers
 from ._health import get_stats
+from ._http import (
+    instrument_http_client,
+    session_event_hooks,
+    session_http_client,
+    uninstrument_http_client,
+)
 from ._ids import new_session_id, validate_session_id
 from ._models import (
     ModelUsage,
+    Score,
     SessionEnded,
     SessionEvent,
     SessionFilter,
@@ -39,6 +47,7 @@ from ._models import (
     ToolCall,
 )
 from ._pricing import ModelPrice, PriceTable, get_price_table, set_price_table
+from ._scores import score_session
 from ._step import StepHandle
 from ._timeline import render_session_list, render_timeline
 from ._tracker import SessionTracker
@@ -63,6 +72,7 @@ __all__ = [
     "CapturePolicy",
     "ContextThreadPoolExecutor",
     "InvalidHeaderError",
+    "InvalidScoreError",
     "InvalidSessionIdError",
     "JsonlBackend",
     "Mask",
@@ -71,6 +81,7 @@ __all__ = [
     "ModelUsage",
     "PriceTable",
     "SQLiteBackend",
+    "Score",
     "SessionEnded",
     "SessionEvent",
     "SessionFilter",
@@ -97,14 +108,19 @@ __all__ = [
     "get_price_table",
     "get_settings",
     "get_stats",
+    "instrument_http_client",
     "new_session_id",
     "parse_headers",
     "propagate_context",
     "render_session_list",
     "render_timeline",
+    "score_session",
+    "session_event_hooks",
+    "session_http_client",
     "set_default_backend",
     "set_price_table",
     "shutdown",
+    "uninstrument_http_client",
     "using_session",
     "validate_session_id",
 ]

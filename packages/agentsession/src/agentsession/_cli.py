@@ -1,4 +1,6 @@
-"""The ``agentsession`` command: list, show and export the sessions a backend has recorded.
+"""The ``agentsession`` command: list, show and export the sessions a backend has recorded,
+and run the recording proxy (``agentsession proxy``, see ``agentsession.proxy``) and the
+session explorer (``agentsession serve``, see ``agentsession.explorer``).
 
 Exit codes: 0 success, 1 unknown session, 2 bad arguments or a backend that cannot be read.
 """
@@ -22,6 +24,8 @@ from ._models import SessionFilter, SessionStatus, SessionSummary, Step
 from ._timeline import render_session_list, render_timeline
 from .backends._base import Backend
 from .backends._registry import _path_of, backend_from_url
+from .explorer._cli import add_serve_command
+from .proxy._cli import add_proxy_command, run_proxy
 
 __all__ = ["main"]
 
@@ -48,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     try:
         args = parser.parse_args(argv)
+        if args.command == "proxy":  # a server that records: it opens its backend itself
+            return run_proxy(args)
         backend = _open_backend(args.backend if "backend" in args else None)
         try:
             code: int = args.handler(args, backend)
@@ -130,6 +136,19 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--output", "-o", metavar="FILE", help="write here instead of stdout")
     export.set_defaults(handler=_export_session)
+
+    timeline = actions.add_parser(
+        "timeline",
+        help="a session's steps on a time axis, with their state changes",
+        parents=[backend_option],
+    )
+    timeline.add_argument("session_id", metavar="ID", help="session id (a unique prefix is enough)")
+    timeline.add_argument(
+        "--json", action="store_true", help="print the explorer API's timeline document"
+    )
+    timeline.set_defaults(handler=_timeline_session)
+    add_proxy_command(commands, parents=[backend_option])
+    add_serve_command(commands, parents=[backend_option])
     return parser
 
 
@@ -261,6 +280,18 @@ def _show_session(args: argparse.Namespace, backend: Backend) -> int:
         _write_json(_document(summary, steps))
     else:
         _write(render_timeline(summary, steps, color=_use_color()))
+    return EXIT_OK
+
+
+def _timeline_session(args: argparse.Namespace, backend: Backend) -> int:
+    summary, steps = _load(backend, args.session_id)
+    if args.json:
+        from .explorer._documents import timeline_document  # needs no extra
+
+        with _reading(backend):
+            _write_json(json.loads(timeline_document(backend, summary)))
+    else:
+        _write(render_timeline(summary, steps, color=_use_color(), header=False))
     return EXIT_OK
 
 

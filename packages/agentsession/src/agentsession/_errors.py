@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AgentSessionError",
     "InvalidHeaderError",
+    "InvalidScoreError",
     "InvalidSessionIdError",
     "StateNotSerializableError",
     "StateTooLargeError",
@@ -43,3 +44,11 @@ class InvalidHeaderError(AgentSessionError, ValueError):
     def __init__(self, message: str, *, header: str) -> None:
         super().__init__(message)
         self.header = header
+
+
+class InvalidScoreError(AgentSessionError, ValueError):
+    """A session score breaks a rule: its name, value, comment or source."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -1,14 +1,20 @@
-"""The records a session is made of: steps, session start/end events and session summaries."""
+"""The records a session is made of: steps, session start/end events, scores and summaries."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
+    "SCORE_COMMENT_MAX",
+    "SCORE_LABEL_MAX",
+    "SCORE_NAME_MAX",
     "ModelUsage",
+    "Score",
+    "ScoreValue",
     "SessionEnded",
     "SessionEvent",
     "SessionFilter",
@@ -104,7 +110,79 @@ class SessionEnded(BaseModel):
     dropped_steps: int = 0
 
 
-SessionEvent = SessionStarted | Step | SessionEnded
+SCORE_NAME_MAX = 100
+SCORE_LABEL_MAX = 100
+SCORE_COMMENT_MAX = 2000
+_SCORE_SOURCE_MAX = 100
+
+ScoreValue = float | bool | str
+"""A number, a boolean (pass/fail) or a short label (at most 100 characters)."""
+
+
+class Score(BaseModel):
+    """A judgement of a whole session, by a person, an evaluator or the application itself.
+
+    A session holds one score per name: a later score with the same name replaces the earlier
+    one (the later ``created_at`` wins, so the order writes arrive in does not matter).
+    """
+
+    model_config = _FROZEN
+
+    session_id: str
+    name: str
+    value: ScoreValue
+    comment: str | None = None
+    created_at: datetime = Field(default_factory=lambda: datetime.now(timezone.utc))
+    source: str | None = None
+    """Who gave the score, e.g. ``"explorer"`` for the web page; free text."""
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, name: str) -> str:
+        if not 1 <= len(name) <= SCORE_NAME_MAX or not name.strip():
+            raise ValueError(
+                f"must be 1 to {SCORE_NAME_MAX} characters and not blank, "
+                f"got {len(name)} characters"
+            )
+        return name
+
+    @field_validator("value")
+    @classmethod
+    def _check_value(cls, value: ScoreValue) -> ScoreValue:
+        if isinstance(value, str) and not 1 <= len(value) <= SCORE_LABEL_MAX:
+            raise ValueError(
+                f"must be a number, a boolean or a label of 1 to {SCORE_LABEL_MAX} characters, "
+                f"got {len(value)} characters"
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        return value
+
+    @field_validator("comment")
+    @classmethod
+    def _check_comment(cls, comment: str | None) -> str | None:
+        if comment is not None and len(comment) > SCORE_COMMENT_MAX:
+            raise ValueError(
+                f"must be at most {SCORE_COMMENT_MAX} characters, got {len(comment)} characters"
+            )
+        return comment
+
+    @field_validator("source")
+    @classmethod
+    def _check_source(cls, source: str | None) -> str | None:
+        if source is not None and len(source) > _SCORE_SOURCE_MAX:
+            raise ValueError(
+                f"must be at most {_SCORE_SOURCE_MAX} characters, got {len(source)} characters"
+            )
+        return source
+
+    @property
+    def number(self) -> float | None:
+        """The value as a number (a boolean counts 1 or 0), or None for a label."""
+        return None if isinstance(self.value, str) else float(self.value)
+
+
+SessionEvent = SessionStarted | Step | SessionEnded | Score
 """What a backend's write side receives, in the order it happened."""
 
 
@@ -146,6 +224,8 @@ class SessionSummary(BaseModel):
     parent_trace_id: str | None = None
     end_reason: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+    scores: list[Score] = Field(default_factory=list)
+    """The latest score of each name, sorted by name."""
 
 
 class SessionFilter(BaseModel):
@@ -159,6 +239,13 @@ class SessionFilter(BaseModel):
     since: datetime | None = None
     until: datetime | None = None
     q: str | None = Field(default=None, description="session id prefix")
+    score_name: str | None = Field(default=None, description="has a score with this name")
+    min_score: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="has a number or boolean score (named score_name, if given) of at least this;"
+        " a boolean counts 1 or 0",
+    )
 
 
 class SessionPage(BaseModel):

@@ -10,11 +10,19 @@ import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
-from ._models import SessionPage, SessionSummary, Step
+from ._models import Score, SessionPage, SessionSummary, Step
 
-__all__ = ["BAR_WIDTH", "WIDTH", "render_session_list", "render_timeline"]
+__all__ = [
+    "BAR_WIDTH",
+    "WIDTH",
+    "render_session_list",
+    "render_timeline",
+    "StateDiff",
+    "state_diff",
+    "step_tree",
+]
 
 WIDTH = 100
 """Columns every line fits in, except the ``--cursor`` hint (a cursor cannot be cut and reused)."""
@@ -78,9 +86,14 @@ def render_session_list(page: SessionPage, *, color: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_timeline(summary: SessionSummary, steps: Sequence[Step], *, color: bool = False) -> str:
-    """The session's summary, then its steps on a shared time axis, nested under their parents."""
-    lines = _summary_lines(summary, color)
+def render_timeline(
+    summary: SessionSummary, steps: Sequence[Step], *, color: bool = False, header: bool = True
+) -> str:
+    """The session's summary, then its steps on a shared time axis, nested under their parents.
+
+    ``header=False`` puts one line about the session in place of the full summary.
+    """
+    lines = _summary_lines(summary, color) if header else [_summary_line(summary, color)]
     lines.append("")
     if steps:
         lines.extend(_step_lines(summary, steps, color))
@@ -90,6 +103,23 @@ def render_timeline(summary: SessionSummary, steps: Sequence[Step], *, color: bo
 
 
 # -- the summary header -------------------------------------------------------------------------
+
+
+def _summary_line(summary: SessionSummary, color: bool) -> str:
+    """Session id, status, steps, duration and tokens on one line, the id cut to fit."""
+    facts = [
+        _plural(summary.total_steps, "step"),
+        _duration(_session_duration_ms(summary)),
+        f"{_count(summary.total_tokens)} tokens",
+    ]
+    room = WIDTH - len(_GAP.join(["", summary.status, *facts]))
+    return _GAP.join(
+        [
+            _paint(_fit(_printable(summary.session_id), room), "bold", color),
+            _paint(summary.status, _STATUS_STYLE.get(summary.status), color),
+            *facts,
+        ]
+    )
 
 
 def _summary_lines(summary: SessionSummary, color: bool) -> list[str]:
@@ -126,6 +156,7 @@ def _summary_lines(summary: SessionSummary, color: bool) -> list[str]:
             None,
         ),
         ("cost", _cost(summary.cost_usd), None),
+        ("scores", ", ".join(_score_text(score) for score in summary.scores) or "-", None),
         ("models", "", None),
         ("tags", ", ".join(summary.tags) or "-", None),
         ("environment", summary.environment or "-", None),
@@ -136,6 +167,17 @@ def _summary_lines(summary: SessionSummary, color: bool) -> list[str]:
         else:
             lines.extend(_field(label, value, style, color))
     return lines
+
+
+def _score_text(score: Score) -> str:
+    value = score.value
+    if isinstance(value, bool):
+        shown = "true" if value else "false"
+    elif isinstance(value, float):
+        shown = f"{value:g}"
+    else:
+        shown = repr(value)
+    return f"{score.name}={shown}"
 
 
 def _field(label: str, value: str, style: str | None, color: bool) -> list[str]:
@@ -179,7 +221,7 @@ def _model_lines(summary: SessionSummary, color: bool) -> list[str]:
 
 def _step_lines(summary: SessionSummary, steps: Sequence[Step], color: bool) -> list[str]:
     ordered = sorted(steps, key=lambda s: s.step_index)
-    placed = _tree_order(ordered)
+    placed, _ = step_tree([(s.trace_id, s.parent_trace_id) for s in ordered])
     start, span_us = _time_axis(summary, ordered)
 
     labels = {i: "  " * min(depth, _MAX_DEPTH) + str(ordered[i].step_index) for i, depth in placed}
@@ -226,39 +268,49 @@ def _step_lines(summary: SessionSummary, steps: Sequence[Step], color: bool) -> 
     return lines
 
 
-def _tree_order(ordered: Sequence[Step]) -> list[tuple[int, int]]:
-    """(position, depth) pairs: roots in step order, each followed by its children, depth first.
+def step_tree(
+    links: Sequence[tuple[str, str | None]],
+) -> tuple[list[tuple[int, int]], dict[int, int]]:
+    """Steps nested under their parents: (position, depth) pairs in display order, and parents.
 
-    A step's parent is the first step whose trace_id is its parent_trace_id. Links that would
-    form a cycle are dropped, so every step is shown exactly once.
+    ``links`` holds each step's (trace_id, parent_trace_id), in step order. A step's parent is
+    the first step whose trace_id is its parent_trace_id; the second result maps the position
+    of each step that has one to its parent's. Roots come in step order, each followed by its
+    children, depth first. A link that would close a cycle is dropped (that of the cycle's
+    earliest step), so every step is placed exactly once. Linear in the number of steps.
     """
     first_by_trace: dict[str, int] = {}
-    for i, step in enumerate(ordered):
-        first_by_trace.setdefault(step.trace_id, i)
+    for i, (trace_id, _) in enumerate(links):
+        first_by_trace.setdefault(trace_id, i)
     parent: dict[int, int] = {}
-    for i, step in enumerate(ordered):
-        p = first_by_trace.get(step.parent_trace_id) if step.parent_trace_id else None
+    for i, (_, parent_trace_id) in enumerate(links):
+        p = first_by_trace.get(parent_trace_id) if parent_trace_id else None
         if p is not None and p != i:
             parent[i] = p
-    for i in range(len(ordered)):
-        seen = {i}
-        ancestor = parent.get(i)
-        while ancestor is not None:
-            if ancestor in seen:
-                del parent[i]
-                break
-            seen.add(ancestor)
-            ancestor = parent.get(ancestor)
+    walked = bytearray(len(links))  # 0: not yet, 1: on the current walk, 2: ends at a root
+    for i in range(len(links)):
+        path: list[int] = []
+        node: int | None = i
+        while node is not None and not walked[node]:
+            walked[node] = 1
+            path.append(node)
+            node = parent.get(node)
+        if node is not None and walked[node] == 1:  # the walk came back onto itself: a cycle
+            del parent[min(path[path.index(node) :])]
+        for step in path:
+            walked[step] = 2
     children: dict[int, list[int]] = {}
-    for child, p in parent.items():
+    for child, p in sorted(parent.items()):
         children.setdefault(p, []).append(child)
     placed: list[tuple[int, int]] = []
-    stack = [(i, 0) for i in reversed(range(len(ordered))) if i not in parent]
+    stack = [(i, 0) for i in reversed(range(len(links))) if i not in parent]
     while stack:
         i, depth = stack.pop()
         placed.append((i, depth))
-        stack.extend((c, depth + 1) for c in sorted(children.get(i, ()), reverse=True))
-    return placed
+        below = children.get(i)
+        if below:
+            stack.extend([(c, depth + 1) for c in reversed(below)])
+    return placed, parent
 
 
 def _time_axis(summary: SessionSummary, ordered: Sequence[Step]) -> tuple[datetime, int]:
@@ -289,26 +341,35 @@ def _step_tokens(step: Step) -> int | None:
 
 
 def _state_diffs(ordered: Sequence[Step]) -> list[list[tuple[str, str]]]:
-    """For each step, its state keys marked against the step before (the first against {})."""
+    """For each step, its state keys marked against the step before (the first against {}):
+    ``+`` added, ``~`` changed, "" the same, in the state's order, then ``-`` removed."""
     previous: Mapping[str, Any] = {}
     diffs = []
     for step in ordered:
-        diffs.append(_state_diff(previous, step.state))
+        diff = state_diff(previous, step.state)
+        added, changed = set(diff.added), set(diff.changed)
+        marked = [("+" if k in added else "~" if k in changed else "", k) for k in step.state]
+        marked.extend(("-", key) for key in diff.removed)
+        diffs.append(marked)
         previous = step.state
     return diffs
 
 
-def _state_diff(previous: Mapping[str, Any], current: Mapping[str, Any]) -> list[tuple[str, str]]:
-    marked: list[tuple[str, str]] = []
-    for key, value in current.items():
-        if key not in previous:
-            marked.append(("+", key))
-        elif previous[key] != value:
-            marked.append(("~", key))
-        else:
-            marked.append(("", key))
-    marked.extend(("-", key) for key in previous if key not in current)
-    return marked
+class StateDiff(NamedTuple):
+    """How a state differs from the one before: its keys added, changed and removed."""
+
+    added: list[str]
+    changed: list[str]
+    removed: list[str]
+
+
+def state_diff(previous: Mapping[str, Any], current: Mapping[str, Any]) -> StateDiff:
+    """The keys ``current`` added, changed (by ``!=``) or removed, each in its state's order."""
+    return StateDiff(
+        [key for key in current if key not in previous],
+        [key for key, value in current.items() if key in previous and previous[key] != value],
+        [key for key in previous if key not in current],
+    )
 
 
 def _step_details(

@@ -14,10 +14,12 @@ from typing import Any, get_args
 from ._capture import CapturePolicy, Mask
 from ._config import StateOverflow, get_settings
 from ._context import Scope, current_scope, enter_scope, exit_scope
-from ._headers import build_headers, check_header_value
+from ._dialects import Dialect, build_session_headers, parse_dialects
+from ._headers import check_header_value
 from ._health import count, warn_once
 from ._ids import new_session_id, new_span_id, new_trace_id, validate_session_id
-from ._models import SessionEnded, SessionStarted, SessionStatus
+from ._models import Score, SessionEnded, SessionStarted, SessionStatus
+from ._scores import new_score
 from ._state import StateSnapshot, StateStore, compact_json
 from ._step import StepHandle, ToolCallRecord
 from ._worker import Emitter, emitter_for
@@ -53,6 +55,8 @@ class SessionTracker:
         max_steps: int | None = None,
         timeout_s: float | None = None,
         header_prefix: str | None = None,
+        header_dialects: str | Iterable[Dialect] | None = None,
+        header_budget_bytes: int | None = None,
         capture_content: bool | None = None,
         mask: Mask | None = None,
         parent_session_id: str | None = None,
@@ -78,6 +82,17 @@ class SessionTracker:
         self.max_steps = settings.max_steps if max_steps is None else max_steps
         self.timeout_s = settings.timeout_s if timeout_s is None else timeout_s
         self.header_prefix = header_prefix or settings.header_prefix
+        self.header_dialects = parse_dialects(
+            settings.header_dialects if header_dialects is None else header_dialects
+        )
+        self.header_budget_bytes = header_budget_bytes or settings.header_budget_bytes
+        if header_budget_bytes is not None and header_budget_bytes < 1:
+            raise ValueError(f"header_budget_bytes must be positive, got {header_budget_bytes}")
+        # The chain of sessions down to this one (Helicone-Session-Path); child() extends it.
+        self._session_path = (
+            *((parent_session_id,) if parent_session_id else ()),
+            self._session_id,
+        )
         self.capture = CapturePolicy(
             enabled=settings.capture_content if capture_content is None else capture_content,
             limit_bytes=settings.content_limit_bytes,
@@ -117,6 +132,11 @@ class SessionTracker:
         if self.timeout_s is not None and time.monotonic() - self._last_activity > self.timeout_s:
             return "timed_out"
         return "in_progress"
+
+    @property
+    def session_path(self) -> tuple[str, ...]:
+        """Session ids from the root session down to this one (``child()`` sessions)."""
+        return self._session_path
 
     @property
     def latest_trace_id(self) -> str | None:
@@ -168,6 +188,24 @@ class SessionTracker:
                 dropped_steps=self.dropped_steps,
             )
         )
+
+    def score(
+        self,
+        name: str,
+        value: float | bool | str,
+        comment: str | None = None,
+        *,
+        source: str | None = None,
+    ) -> Score:
+        """Judge the whole session: a number, a boolean or a short label, also after ``end()``.
+
+        A later score with the same name replaces this one. Raises InvalidScoreError for a
+        name, label or comment over its limit; returns the score recorded.
+        """
+        score = new_score(self._session_id, name, value, comment, source=source)
+        self.start()
+        self._sink().emit(score)
+        return score
 
     def __enter__(self) -> SessionTracker:
         self.start()
@@ -235,13 +273,33 @@ class SessionTracker:
     def parent_trace_id(self) -> str | None:
         return self._parent_trace_id
 
-    def get_headers(self, step: StepHandle | None = None) -> dict[str, str]:
-        """Headers for an OpenAI-compatible proxy, for ``step`` or else the next step index."""
+    def get_headers(
+        self, step: StepHandle | None = None, *, step_index: int | None = None
+    ) -> dict[str, str]:
+        """Headers for a proxy, in every one of ``header_dialects``.
+
+        For ``step``; else for ``step_index`` (default: the next index) with the state and the
+        parent trace as they are now.
+        """
         if step is None:
-            index, parent, snapshot = self._next_index, self._parent_trace_id, self._state.snapshot
+            index = self._next_index if step_index is None else step_index
+            parent, snapshot, user_id = self._parent_trace_id, self._state.snapshot, self.user_id
         else:
             index, parent, snapshot = step.step_index, step.parent_trace_id, step.state
-        return build_headers(self.header_prefix, self._session_id, index, parent, snapshot)
+            user_id = step.user_id
+        return build_session_headers(
+            self.header_dialects,
+            prefix=self.header_prefix,
+            session_id=self._session_id,
+            session_path=self._session_path,
+            session_name=self.metadata.get("session_name"),
+            user_id=user_id,
+            step_index=index,
+            parent_trace_id=parent,
+            state=snapshot,
+            budget_bytes=self.header_budget_bytes,
+            overflow=self._state.overflow,
+        )
 
     @property
     def header_only(self) -> bool:
@@ -285,9 +343,14 @@ class SessionTracker:
         kwargs.setdefault("state_limit_bytes", self._state.limit_bytes)
         kwargs.setdefault("state_overflow", self._state.overflow)
         kwargs.setdefault("header_prefix", self.header_prefix)
+        kwargs.setdefault("header_dialects", self.header_dialects)
+        kwargs.setdefault("header_budget_bytes", self.header_budget_bytes)
         kwargs.setdefault("capture_content", self.capture.enabled)
         kwargs.setdefault("mask", self.capture.mask)
-        return SessionTracker(**kwargs)
+        child = SessionTracker(**kwargs)
+        if child.parent_session_id == self._session_id:
+            child._session_path = (*self._session_path, child.session_id)
+        return child
 
     # -- steps ---------------------------------------------------------------------------------
     def record_tool_call(

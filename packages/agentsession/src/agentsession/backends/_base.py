@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Protocol, runtime_checkable
 
+from pydantic_core import to_json
+
 from .._models import (
     ModelUsage,
+    Score,
+    SessionEnded,
     SessionEvent,
     SessionFilter,
     SessionPage,
@@ -20,14 +25,22 @@ from .._models import (
 )
 
 __all__ = [
+    "STEP_FIELDS",
     "Backend",
     "SessionReader",
     "SessionWriter",
+    "StepJsonReader",
     "SummaryBuilder",
     "decode_cursor",
     "encode_cursor",
     "effective_status",
+    "event_time",
+    "step_json",
+    "steps_as_json",
 ]
+
+STEP_FIELDS: Mapping[str, str] = {name: name for name in Step.model_fields}
+"""Every field of a step under its own name: the default shape of :func:`steps_as_json`."""
 
 
 @runtime_checkable
@@ -68,6 +81,66 @@ class Backend(SessionWriter, SessionReader, Protocol):
     """A backend that can both store and answer queries (all built-in ones do)."""
 
 
+@runtime_checkable
+class StepJsonReader(Protocol):
+    """An optional fast path of the read side: a session's steps as JSON text, not models.
+
+    A server that only passes steps on (the explorer) then skips building a Step per step,
+    which is most of the cost of reading a long session.
+    """
+
+    def list_steps_json(
+        self, session_id: str, fields: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Each step of a session as one JSON object, in step order.
+
+        ``fields`` maps each key of the objects to the Step field it holds (default:
+        :data:`STEP_FIELDS`). Each object parses to the values ``Step.model_dump(mode="json")``
+        holds (an infinite number as null, as ``model_dump_json`` writes it); numbers may be
+        spelled differently.
+        """
+
+
+def steps_as_json(
+    reader: SessionReader, session_id: str, fields: Mapping[str, str] | None = None
+) -> list[str]:
+    """A session's steps as JSON objects (see :class:`StepJsonReader`), from any reader."""
+    if isinstance(reader, StepJsonReader):
+        return reader.list_steps_json(session_id, fields)
+    selected = check_step_fields(fields)
+    return [step_json(step, selected) for step in reader.list_steps(session_id)]
+
+
+def step_json(step: Step, fields: Mapping[str, str]) -> str:
+    """One step as a JSON object with ``fields`` (checked), as :func:`steps_as_json` gives it."""
+    values = {}
+    for key, name in fields.items():
+        value = getattr(step, name)
+        if isinstance(value, float) and not math.isfinite(value):
+            value = None  # JSON has no infinity; model_dump_json writes null too
+        values[key] = value
+    return to_json(values, serialize_unknown=True).decode()
+
+
+def check_step_fields(fields: Mapping[str, str] | None) -> Mapping[str, str]:
+    """``fields``, or every field when None; ValueError naming a field a step does not have."""
+    if fields is None:
+        return STEP_FIELDS
+    unknown = sorted(set(fields.values()) - set(STEP_FIELDS))
+    if unknown:
+        raise ValueError(f"steps have no field {unknown[0]!r}; known: {', '.join(STEP_FIELDS)}")
+    return fields
+
+
+def event_time(event: SessionEvent) -> datetime:
+    """When an event happened: what a session first seen through it starts at."""
+    if isinstance(event, SessionEnded):
+        return event.ended_at
+    if isinstance(event, Score):
+        return event.created_at
+    return event.started_at
+
+
 def effective_status(
     status: SessionStatus, last_activity_at: datetime, timeout_s: float | None, now: datetime
 ) -> SessionStatus:
@@ -88,7 +161,10 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """Inverse of :func:`encode_cursor`; raises ValueError for a cursor it did not make."""
     try:
         started, session_id = json.loads(base64.urlsafe_b64decode(cursor.encode("ascii")))
-        return datetime.fromisoformat(started), str(session_id)
+        started_at = datetime.fromisoformat(started)
+        if started_at.utcoffset() is None:  # not ours, and not comparable with stored times
+            raise ValueError("cursor time has no time zone")
+        return started_at, str(session_id)
     except Exception as exc:
         raise ValueError(f"invalid cursor {cursor[:40]!r}") from exc
 
@@ -114,10 +190,16 @@ class SummaryBuilder:
         self.parent_trace_id: str | None = None
         self.end_reason: str | None = None
         self.metadata: dict[str, object] = {}
+        self.scores: dict[str, Score] = {}
 
     def apply(self, event: SessionEvent) -> None:
         if isinstance(event, Step):
             self._apply_step(event)
+        elif isinstance(event, Score):
+            # One score per name, the latest given; a score is no activity of the session.
+            previous = self.scores.get(event.name)
+            if previous is None or event.created_at >= previous.created_at:
+                self.scores[event.name] = event
         elif isinstance(event, SessionStarted):
             self.started_at = event.started_at
             self.last_activity_at = max(self.last_activity_at, event.started_at)
@@ -129,7 +211,7 @@ class SummaryBuilder:
             self._add_unique(self.tags, event.tags)
             if event.user_id is not None:
                 self._add_unique(self.user_ids, (event.user_id,))
-        else:
+        elif isinstance(event, SessionEnded):
             self.status = event.status
             self.ended_at = event.ended_at
             self.end_reason = event.reason
@@ -186,6 +268,7 @@ class SummaryBuilder:
             parent_trace_id=self.parent_trace_id,
             end_reason=self.end_reason,
             metadata=dict(self.metadata),
+            scores=[self.scores[name] for name in sorted(self.scores)],
         )
 
 
@@ -201,7 +284,20 @@ def matches(summary: SessionSummary, filters: SessionFilter) -> bool:
         return False
     if filters.until is not None and summary.started_at >= filters.until:
         return False
-    return filters.q is None or summary.session_id.startswith(filters.q)
+    if filters.q is not None and not summary.session_id.startswith(filters.q):
+        return False
+    if filters.score_name is None and filters.min_score is None:
+        return True
+    return any(_score_matches(score, filters) for score in summary.scores)
+
+
+def _score_matches(score: Score, filters: SessionFilter) -> bool:
+    if filters.score_name is not None and score.name != filters.score_name:
+        return False
+    if filters.min_score is None:
+        return True
+    number = score.number
+    return number is not None and number >= filters.min_score
 
 
 def paginate(

@@ -13,6 +13,7 @@ from typing import IO, Any
 from pydantic_core import from_json, to_json
 
 from agentsession._models import (
+    Score,
     SessionEnded,
     SessionEvent,
     SessionFilter,
@@ -22,7 +23,7 @@ from agentsession._models import (
     Step,
 )
 
-from ._base import SummaryBuilder, paginate
+from ._base import SummaryBuilder, event_time, paginate
 
 __all__ = ["JsonlBackend"]
 
@@ -32,6 +33,7 @@ _TYPES: dict[type[SessionEvent], str] = {
     SessionStarted: "session_started",
     Step: "step",
     SessionEnded: "session_ended",
+    Score: "score",
 }
 _MODELS: dict[str, type[SessionEvent]] = {name: model for model, name in _TYPES.items()}
 # Each line is the event's own JSON with a "type" key put first, so `jq 'select(.type == "step")'`
@@ -61,7 +63,7 @@ class _Replay:
             steps[event.step_index] = event
         builder = self.builders.get(event.session_id)
         if builder is None:
-            first_seen = event.ended_at if isinstance(event, SessionEnded) else event.started_at
+            first_seen = event_time(event)
             builder = self.builders[event.session_id] = SummaryBuilder(event.session_id, first_seen)
         builder.apply(event)
 

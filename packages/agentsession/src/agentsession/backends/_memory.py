@@ -6,8 +6,8 @@ import threading
 from collections.abc import Sequence
 from datetime import datetime, timezone
 
-from .._models import SessionEnded, SessionEvent, SessionFilter, SessionPage, SessionSummary, Step
-from ._base import SummaryBuilder, paginate
+from .._models import SessionEvent, SessionFilter, SessionPage, SessionSummary, Step
+from ._base import SummaryBuilder, event_time, paginate
 
 __all__ = ["MemoryBackend"]
 
@@ -28,7 +28,7 @@ class MemoryBackend:
                 self.events.append(event)
                 builder = self._summaries.get(event.session_id)
                 if builder is None:
-                    builder = SummaryBuilder(event.session_id, _event_time(event))
+                    builder = SummaryBuilder(event.session_id, event_time(event))
                     self._summaries[event.session_id] = builder
                 builder.apply(event)
                 if isinstance(event, Step):
@@ -66,7 +66,3 @@ class MemoryBackend:
         """Every step received, in the order the worker delivered them."""
         with self._lock:
             return [e for e in self.events if isinstance(e, Step)]
-
-
-def _event_time(event: SessionEvent) -> datetime:
-    return event.ended_at if isinstance(event, SessionEnded) else event.started_at

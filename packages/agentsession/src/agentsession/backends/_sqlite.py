@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,6 +15,7 @@ from pydantic_core import from_json
 
 from agentsession._models import (
     ModelUsage,
+    Score,
     SessionEvent,
     SessionFilter,
     SessionPage,
@@ -22,8 +23,17 @@ from agentsession._models import (
     Step,
 )
 
-from ._base import decode_cursor, effective_status, encode_cursor
-from ._sqlite_schema import STEP_COLUMNS, datetime_from_micros, micros, migrate, step_from_row
+from ._base import check_step_fields, decode_cursor, effective_status, encode_cursor
+from ._sqlite_json import step_json_sql
+from ._sqlite_schema import (
+    SCORE_COLUMNS,
+    STEP_COLUMNS,
+    datetime_from_micros,
+    micros,
+    migrate,
+    score_from_row,
+    step_from_row,
+)
 from ._sqlite_write import BatchWriter
 
 __all__ = ["SQLiteBackend"]
@@ -163,6 +173,19 @@ class SQLiteBackend:
             ).fetchall()
         return [step_from_row(session_id, row) for row in rows]
 
+    def list_steps_json(
+        self, session_id: str, fields: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """A session's steps as JSON objects built by SQLite (see ``StepJsonReader``)."""
+        expression, id_bindings = step_json_sql(check_step_fields(fields))
+        with self._reading() as conn:
+            rows = conn.execute(
+                f"SELECT {expression} FROM steps WHERE session_key ="
+                " (SELECT session_key FROM sessions WHERE session_id = ?) ORDER BY step_index",
+                (*[session_id] * id_bindings, session_id),
+            ).fetchall()
+        return [row[0] for row in rows]
+
     def list_sessions(
         self,
         filters: SessionFilter | None = None,
@@ -225,6 +248,18 @@ def _conditions(filters: SessionFilter, now: int) -> tuple[list[str], list[Any]]
     if filters.until is not None:
         conditions.append("s.started_at < ?")
         parameters.append(micros(filters.until))
+    if filters.score_name is not None or filters.min_score is not None:
+        score_conditions = []
+        if filters.score_name is not None:
+            score_conditions.append("name = ?")
+            parameters.append(filters.score_name)
+        if filters.min_score is not None:
+            score_conditions.append("number >= ?")
+            parameters.append(filters.min_score)
+        conditions.append(
+            "s.session_key IN (SELECT session_key FROM session_scores"
+            f" WHERE {' AND '.join(score_conditions)})"
+        )
     if filters.q:
         if filters.q.isascii():
             # A range the session id index can serve: every id starting with q sorts in it.
@@ -237,10 +272,12 @@ def _conditions(filters: SessionFilter, now: int) -> tuple[list[str], list[Any]]
 
 
 def _summaries(conn: sqlite3.Connection, rows: list[Any], now: datetime) -> list[SessionSummary]:
-    """Summaries of ``sessions`` rows, with their usage, users and tags."""
+    """Summaries of ``sessions`` rows, with their usage, users, tags and scores."""
     usage: dict[int, dict[str, ModelUsage]] = {}
     user_ids: dict[int, list[str]] = {}
     tags: dict[int, list[str]] = {}
+    scores: dict[int, list[Score]] = {}
+    ids = {row[0]: row[1] for row in rows}
     keys = [row[0] for row in rows]
     for start in range(0, len(keys), _SQL_VARIABLES_MAX):
         chunk = keys[start : start + _SQL_VARIABLES_MAX]
@@ -269,7 +306,13 @@ def _summaries(conn: sqlite3.Connection, rows: list[Any], now: datetime) -> list
             chunk,
         ):
             tags.setdefault(key, []).append(tag)
-    return [_summary(row, usage, user_ids, tags, now) for row in rows]
+        for key, *score in conn.execute(
+            f"SELECT session_key, {', '.join(SCORE_COLUMNS)} FROM session_scores"
+            f" WHERE session_key IN ({marks}) ORDER BY session_key, name",
+            chunk,
+        ):
+            scores.setdefault(key, []).append(score_from_row(ids[key], score))
+    return [_summary(row, usage, user_ids, tags, scores, now) for row in rows]
 
 
 def _summary(
@@ -277,6 +320,7 @@ def _summary(
     usage: dict[int, dict[str, ModelUsage]],
     user_ids: dict[int, list[str]],
     tags: dict[int, list[str]],
+    scores: dict[int, list[Score]],
     now: datetime,
 ) -> SessionSummary:
     (key, session_id, status, started, ended, last_activity, timeout_s, total_steps, errors,
@@ -307,4 +351,5 @@ def _summary(
         parent_trace_id=parent_trace_id,
         end_reason=end_reason,
         metadata=from_json(metadata) if metadata else {},
+        scores=scores.get(key, []),
     )

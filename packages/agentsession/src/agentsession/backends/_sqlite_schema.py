@@ -9,11 +9,13 @@ from typing import Any
 
 from pydantic_core import from_json, to_json
 
-from agentsession._models import Step
+from agentsession._models import Score, Step
 
 __all__ = [
     "ENDED_AT",
     "INSERT_STEP",
+    "SCORE_COLUMNS",
+    "UPSERT_SCORE",
     "json_text",
     "MIGRATIONS",
     "STARTED_AT",
@@ -21,6 +23,8 @@ __all__ = [
     "datetime_from_micros",
     "micros",
     "migrate",
+    "score_from_row",
+    "score_row",
     "step_from_row",
     "step_row",
 ]
@@ -128,6 +132,23 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )""",
         # The only index on steps, and it is what makes a retried step a no-op.
         "CREATE UNIQUE INDEX steps_by_session ON steps (session_key, step_index)",
+    ),
+    # 2: session scores, one per name (the latest created_at wins).
+    (
+        # kind is "number", "boolean" or "label". number holds a number, or 1/0 for a boolean,
+        # so min_score compares one column; label holds a label.
+        """CREATE TABLE session_scores (
+            session_key INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            number REAL,
+            label TEXT,
+            comment TEXT,
+            source TEXT,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY (session_key, name)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX session_scores_by_name ON session_scores (name, number, session_key)",
     ),
 ]
 """Schema changes in order; ``PRAGMA user_version`` counts those applied. Append, never edit."""
@@ -270,3 +291,45 @@ def step_from_row(session_id: str, row: Sequence[Any]) -> Step:
         text = fields[name]
         fields[name] = _EMPTY_JSON.get(name) if text is None else from_json(text)
     return Step.model_validate(fields)
+
+
+SCORE_COLUMNS = ("name", "kind", "number", "label", "comment", "source", "created_at")
+"""The columns :func:`score_row` fills after ``session_key``, in order."""
+
+UPSERT_SCORE = (
+    f"INSERT INTO session_scores (session_key, {', '.join(SCORE_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * (len(SCORE_COLUMNS) + 1))}) "
+    "ON CONFLICT (session_key, name) DO UPDATE SET "
+    + ", ".join(f"{column} = excluded.{column}" for column in SCORE_COLUMNS[1:])
+    # The later score wins whatever order two writers' batches arrive in.
+    + " WHERE excluded.created_at >= session_scores.created_at"
+)
+
+
+def score_row(session_key: int, score: Score) -> tuple[Any, ...]:
+    """The ``session_scores`` row of a score: ``session_key`` then the :data:`SCORE_COLUMNS`."""
+    value = score.value
+    if isinstance(value, bool):
+        kind, number, label = "boolean", float(value), None
+    elif isinstance(value, str):
+        kind, number, label = "label", None, value
+    else:
+        kind, number, label = "number", value, None
+    created_at = micros(score.created_at)
+    return (session_key, score.name, kind, number, label, score.comment, score.source, created_at)
+
+
+def score_from_row(session_id: str, row: Sequence[Any]) -> Score:
+    """Rebuild a score from the :data:`SCORE_COLUMNS` of its row."""
+    name, kind, number, label, comment, source, created_at = row
+    value: float | bool | str = (
+        label if kind == "label" else bool(number) if kind == "boolean" else float(number)
+    )
+    return Score(
+        session_id=session_id,
+        name=name,
+        value=value,
+        comment=comment,
+        source=source,
+        created_at=datetime_from_micros(created_at),
+    )

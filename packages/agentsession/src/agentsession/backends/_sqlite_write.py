@@ -6,9 +6,19 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from agentsession._models import SessionEnded, SessionEvent, SessionStarted, Step
+from agentsession._models import Score, SessionEnded, SessionEvent, SessionStarted, Step
 
-from ._sqlite_schema import ENDED_AT, INSERT_STEP, STARTED_AT, json_text, micros, step_row
+from ._base import event_time
+from ._sqlite_schema import (
+    ENDED_AT,
+    INSERT_STEP,
+    STARTED_AT,
+    UPSERT_SCORE,
+    json_text,
+    micros,
+    score_row,
+    step_row,
+)
 
 __all__ = ["BatchWriter"]
 
@@ -85,6 +95,7 @@ class _SessionDelta:
         "known",
         "last_activity_at",
         "models",
+        "scores",
         "start_mode",
         "started",
         "started_at",
@@ -103,6 +114,7 @@ class _SessionDelta:
         self.models: dict[str, list[Any]] = {}  # model -> [steps, in, out, total tokens, cost]
         self.user_ids: list[str] = []
         self.tags: list[str] = []
+        self.scores: list[Score] = []
 
     def add_step(self, step: Step, started_at: int, ended_at: int) -> None:
         if self.start_mode == _NO_START:
@@ -126,8 +138,10 @@ class _SessionDelta:
         if user_id is not None and user_id not in self.user_ids:
             self.user_ids.append(user_id)
 
-    def add(self, event: SessionStarted | SessionEnded) -> None:
-        if isinstance(event, SessionStarted):
+    def add(self, event: SessionStarted | SessionEnded | Score) -> None:
+        if isinstance(event, Score):
+            self.scores.append(event)  # no activity: scores are often given long after the end
+        elif isinstance(event, SessionStarted):
             self.started = event
             self.start_mode, self.started_at = _SET_START, micros(event.started_at)
             self.last_activity_at = max(self.last_activity_at, self.started_at)
@@ -179,7 +193,7 @@ class BatchWriter:
         known = self._known.get(first.session_id)
         if known is not None:
             return known
-        seen = micros(first.ended_at if isinstance(first, SessionEnded) else first.started_at)
+        seen = micros(event_time(first))
         cursor = self._conn.execute(_CREATE_SESSION, (first.session_id, seen, seen))
         if cursor.rowcount == 1:
             key = cursor.lastrowid
@@ -216,7 +230,7 @@ class BatchWriter:
 
     def _apply(self, deltas: Iterable[_SessionDelta]) -> None:
         """One update per touched session, plus its model usage, new users and new tags."""
-        counts, lowered, starts, ends, usage, users, tags = [], [], [], [], [], [], []
+        counts, lowered, starts, ends, usage, users, tags, scores = [], [], [], [], [], [], [], []
         for delta in deltas:
             known = delta.known
             key = known.key
@@ -264,6 +278,7 @@ class BatchWriter:
                 (known, user_id) for user_id in delta.user_ids if user_id not in known.user_ids
             ]
             tags += [(known, tag) for tag in delta.tags if tag not in known.tags]
+            scores += [score_row(key, score) for score in delta.scores]
         conn = self._conn
         if conn.executemany(_ADD_COUNTS, counts).rowcount != len(counts):
             # A remembered row is gone (deleted through another connection). Raising rolls
@@ -274,6 +289,7 @@ class BatchWriter:
             (_APPLY_START, starts),
             (_APPLY_END, ends),
             (_ADD_MODEL_USAGE, usage),
+            (UPSERT_SCORE, scores),
         ):
             if parameters:
                 conn.executemany(statement, parameters)
