@@ -11,7 +11,7 @@ import pytest
 from explorer_data import T0, step
 
 from agentsession import MemoryBackend, SQLiteBackend, Step, ToolCall
-from agentsession._timeline import state_diff, step_tree
+from agentsession._replay import state_diff, step_tree
 from agentsession.backends._base import STEP_FIELDS, steps_as_json
 
 AWKWARD_STEPS = [

@@ -13,7 +13,7 @@ from typing import Any, NamedTuple
 from pydantic_core import from_json, to_json
 
 from .._models import Score, SessionSummary, Step
-from .._timeline import state_diff, step_tree
+from .._replay import state_diff, step_tree
 from ..backends._base import SessionReader, StepJsonReader, step_json, steps_as_json
 
 __all__ = [
