@@ -10,13 +10,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import signal
-import socket
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
+from .._serving import EXIT_ERROR, listen, port_number, run_until_signal
 from ..backends._base import Backend
 from . import INSTALL_HINT, missing_dependencies
 
@@ -25,18 +23,6 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "TOKEN_VARIABLE", "add_serve_command"
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3001
 TOKEN_VARIABLE = "AGENTSESSION_EXPLORER_TOKEN"
-_EXIT_OK = 0
-_EXIT_ERROR = 2
-
-
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {raw!r}")
-    return value
 
 
 def add_serve_command(commands: Any, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -54,7 +40,7 @@ def add_serve_command(commands: Any, parents: Sequence[argparse.ArgumentParser])
         help=f"address to listen on ({DEFAULT_HOST}); any other than a loopback one needs a token",
     )
     serve_parser.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"
     )
     serve_parser.add_argument(
         "--token",
@@ -74,14 +60,6 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-class _Stopped(Exception):
-    """Raised by our signal handlers once uvicorn has shut down: a normal end."""
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped
-
-
 def serve(args: argparse.Namespace, backend: Backend) -> int:
     """Serve the explorer of ``backend`` until a signal; return the exit code."""
     missing = missing_dependencies()
@@ -89,7 +67,6 @@ def serve(args: argparse.Namespace, backend: Backend) -> int:
         return _fail(f"the explorer needs {', '.join(missing)}: {INSTALL_HINT}")
     import uvicorn
 
-    from .._worker import shutdown_all
     from ._app import create_explorer_app
     from ._guard import check_token
 
@@ -102,7 +79,7 @@ def serve(args: argparse.Namespace, backend: Backend) -> int:
     try:
         if token is not None:
             check_token(token)
-        listener = _listen(args.host, args.port)
+        listener = listen(args.host, args.port)
     except (ValueError, OSError) as exc:
         return _fail(str(exc))
     host, port = listener.getsockname()[:2]
@@ -118,38 +95,11 @@ def serve(args: argparse.Namespace, backend: Backend) -> int:
         file=sys.stderr,
         flush=True,
     )
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
-    # handler it found: ours turns it into a normal exit.
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run(sockets=[listener])
-    except _Stopped:
-        pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        listener.close()
-        shutdown_all()  # the writer of scores given through the page, before the backend closes
-    return _EXIT_OK
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening socket, so that a busy port is a one-line error and port 0 can be shown."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    listener = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        # Accepted connections inherit it; without it the asyncio loop answers each small
-        # request about 40 ms late (Nagle's algorithm meeting the client's delayed ACK).
-        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        listener.bind((host.strip("[]"), port))
-        listener.listen(2048)
-    except OSError as exc:
-        listener.close()
-        raise OSError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
-    return listener
+    # Scores given through the page go through the background writer: run_until_signal
+    # writes them before the backend is closed.
+    return run_until_signal(server, listener)
 
 
 def _fail(message: str) -> int:
     print(f"agentsession: error: {message}", file=sys.stderr)
-    return _EXIT_ERROR
+    return EXIT_ERROR

@@ -9,30 +9,17 @@ not start.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Sequence
-from types import FrameType
 from typing import Any
 
+from .._serving import EXIT_ERROR, listen, port_number, run_until_signal
 from . import INSTALL_HINT, missing_dependencies
 
 __all__ = ["add_proxy_command", "run_proxy"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
-_EXIT_OK = 0
-_EXIT_ERROR = 2
-
-
-def _port(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {raw!r}")
-    return value
 
 
 def _seconds(raw: str) -> float:
@@ -63,7 +50,7 @@ def add_proxy_command(commands: Any, parents: Sequence[argparse.ArgumentParser])
     )
     proxy.add_argument("--host", default=DEFAULT_HOST, help=f"address to bind ({DEFAULT_HOST})")
     proxy.add_argument(
-        "--port", type=_port, default=DEFAULT_PORT, help=f"port to bind ({DEFAULT_PORT})"
+        "--port", type=port_number, default=DEFAULT_PORT, help=f"port to bind ({DEFAULT_PORT})"
     )
     proxy.add_argument(
         "--header-prefix", metavar="P", help="session header prefix (default: X-TraceForge)"
@@ -104,14 +91,6 @@ def add_proxy_command(commands: Any, parents: Sequence[argparse.ArgumentParser])
     proxy.add_argument("--access-log", action="store_true", help="log every request")
 
 
-class _Stopped(Exception):
-    """Raised by our signal handlers: SIGINT and SIGTERM end the command normally."""
-
-
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise _Stopped(signum)
-
-
 def run_proxy(args: argparse.Namespace) -> int:
     """Serve until a signal, then flush and close the backend; return the exit code."""
     missing = missing_dependencies()
@@ -120,11 +99,10 @@ def run_proxy(args: argparse.Namespace) -> int:
             f"agentsession: error: the proxy needs {', '.join(missing)}: {INSTALL_HINT}",
             file=sys.stderr,
         )
-        return _EXIT_ERROR
+        return EXIT_ERROR
     import uvicorn
 
     from .._config import get_settings
-    from .._worker import shutdown_all
     from ..backends._registry import backend_from_url
     from ._app import create_proxy_app
     from ._upstream import httpx
@@ -140,14 +118,13 @@ def run_proxy(args: argparse.Namespace) -> int:
             connect_timeout_s=args.connect_timeout,
             read_timeout_s=args.read_timeout,
         )
+        listener = listen(args.host, args.port)
     except Exception as exc:
         print(f"agentsession: error: {exc}", file=sys.stderr)
-        return _EXIT_ERROR
+        return EXIT_ERROR
     server = uvicorn.Server(
         uvicorn.Config(
             app,
-            host=args.host,
-            port=args.port,
             log_level=args.log_level,
             access_log=args.access_log,
             timeout_graceful_shutdown=args.shutdown_timeout,
@@ -155,23 +132,11 @@ def run_proxy(args: argparse.Namespace) -> int:
             server_header=False,
         )
     )
+    port = listener.getsockname()[1]
     print(
-        f"agentsession proxy: http://{args.host}:{args.port}/v1 -> {args.upstream} "
+        f"agentsession proxy: http://{args.host}:{port}/v1 -> {args.upstream} "
         f"(through {httpx.__name__} {httpx.__version__}), recording into {url}",
         file=sys.stderr,
         flush=True,
     )
-    # uvicorn shuts down gracefully on SIGINT/SIGTERM, then re-raises the signal to the
-    # handler it found: ours turns it into a normal exit once the backend is flushed.
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        server.run()
-    except _Stopped:
-        pass
-    except SystemExit:  # uvicorn exits this way when it cannot bind the port
-        return _EXIT_ERROR
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        shutdown_all()
-    return _EXIT_OK if server.started else _EXIT_ERROR
+    return run_until_signal(server, listener)
