@@ -74,7 +74,7 @@ def proxy(session: nox.Session) -> None:
 @nox.session
 def explorer(session: nox.Session) -> None:
     """The session explorer: its API over SQLite, scores, the CLI, the page in headless Chromium."""
-    run_tests(session, "explorer", [EXPLORER], ["httpx>=0.27", "playwright>=1.40"])
+    run_tests(session, "explorer", [EXPLORER], ["httpx>=0.27", "httpx2>=2.14", "playwright>=1.40"])
 
 
 @nox.session
