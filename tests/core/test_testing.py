@@ -1,12 +1,14 @@
-"""agentsession.testing: capture_steps and FailingBackend, the helpers users test with."""
+"""agentsession.testing: capture_steps, isolated and FailingBackend, the helpers users test with."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
 import agentsession
 from agentsession import MemoryBackend, SessionTracker, using_session
-from agentsession.testing import CapturedSessions, FailingBackend, capture_steps
+from agentsession.testing import CapturedSessions, FailingBackend, capture_steps, isolated
 
 
 def test_capture_steps_records_synchronously() -> None:
@@ -105,3 +107,35 @@ def test_recording_into_a_failing_backend_never_raises() -> None:
         tracker.begin_step().end("fine")
     assert tracker.status == "completed"
     assert agentsession.get_stats()["dropped.backend_error"] == 3
+
+
+def test_isolated_hides_and_restores_environment_and_settings(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """isolated() hides AGENTSESSION_* variables and configure() calls, then puts them back."""
+    monkeypatch.setenv("AGENTSESSION_MAX_STEPS", "7")
+    agentsession._config.reset_settings()
+    assert agentsession.get_settings().max_steps == 7
+    with isolated():
+        assert "AGENTSESSION_MAX_STEPS" not in os.environ
+        assert agentsession.get_settings().max_steps is None
+        agentsession.configure(state_limit_bytes=99)
+        assert agentsession.get_settings().state_limit_bytes == 99
+    assert os.environ["AGENTSESSION_MAX_STEPS"] == "7"
+    assert agentsession.get_settings().max_steps == 7
+    assert agentsession.get_settings().state_limit_bytes == 10_240
+
+
+def test_isolated_records_into_its_own_backend_and_forgets_sessions() -> None:
+    """Inside isolated() steps go to the yielded backend; sessions known by id do not leak out."""
+    with using_session("tst-isolated-outer-conv") as outer:
+        outer.begin_step().end()
+    with isolated() as backend:
+        with using_session("tst-isolated-outer-conv") as inner:
+            assert inner is not outer
+            inner.begin_step().end("inside")
+        agentsession.flush()
+        assert [s.output for s in backend.steps_of("tst-isolated-outer-conv")] == ["inside"]
+        assert agentsession.get_stats()["written.events"] >= 2
+    with using_session("tst-isolated-outer-conv") as again:
+        assert again is not inner

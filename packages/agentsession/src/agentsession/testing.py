@@ -10,12 +10,17 @@ def test_agent_records_three_steps():
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
+from ._config import ENV_PREFIX, reset_settings
+from ._context import live_sessions
 from ._fake_openai import FakeOpenAIServer, FakeReply, RecordedRequest
+from ._health import reset_stats
 from ._models import SessionEvent, SessionSummary, Step
-from ._worker import Emitter, swap_default_emitter
+from ._pricing import get_price_table, set_price_table
+from ._worker import Emitter, _by_backend, _live_emitters, set_default_backend, swap_default_emitter
 from .backends._memory import MemoryBackend
 
 __all__ = [
@@ -25,6 +30,7 @@ __all__ = [
     "FakeReply",
     "RecordedRequest",
     "capture_steps",
+    "isolated",
 ]
 
 
@@ -59,6 +65,47 @@ def capture_steps() -> Iterator[CapturedSessions]:
     captured = CapturedSessions()
     with swap_default_emitter(Emitter(captured, sync=True)):
         yield captured
+
+
+@contextmanager
+def isolated() -> Iterator[CapturedSessions]:
+    """Run a block as if agentsession had just been imported, then put everything back.
+
+    Inside: no ``AGENTSESSION_*`` variable is set (the backend URL is ``memory://``), settings
+    are read anew, counters are zero, no session is known by id, the default price table is in
+    force and the default backend is a fresh in-memory one (yielded), written by the background
+    worker as in production. Emitters made inside are closed on the way out. Meant for an
+    autouse fixture, so that tests cannot leak sessions or settings into each other.
+    """
+    saved_environment = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
+    for name in saved_environment:
+        del os.environ[name]
+    os.environ[f"{ENV_PREFIX}BACKEND_URL"] = "memory://"
+    price_table = get_price_table()
+    emitters_before = set(_live_emitters.snapshot())
+    _reset_process_state()
+    captured = CapturedSessions()
+    set_default_backend(captured)
+    try:
+        yield captured
+    finally:
+        set_default_backend(None)
+        for emitter in _live_emitters.snapshot():
+            if emitter not in emitters_before:
+                emitter.close(timeout=5.0)
+        for key, emitter in list(_by_backend.items()):
+            if emitter._closed:
+                _by_backend.pop(key, None)
+        del os.environ[f"{ENV_PREFIX}BACKEND_URL"]
+        os.environ.update(saved_environment)
+        set_price_table(price_table)
+        _reset_process_state()
+
+
+def _reset_process_state() -> None:
+    reset_settings()
+    reset_stats()
+    live_sessions.clear()
 
 
 class FailingBackend(MemoryBackend):
