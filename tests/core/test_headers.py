@@ -220,6 +220,42 @@ def test_huge_state_header_is_refused_before_decoding() -> None:
         parse_headers({"X-TraceForge-State": raw})
 
 
+UNSTORABLE_STATES = [
+    '{"a":NaN}',
+    '{"a":Infinity}',
+    '{"a":[-Infinity]}',
+    '{"a":1e999}',
+    '{"a":"\\ud800"}',
+    '{"\\udfff":1}',
+]
+"""State headers json.loads would take but no strict JSON reader or UTF-8 store can."""
+
+
+@pytest.mark.parametrize("raw", UNSTORABLE_STATES)
+def test_strict_parse_refuses_unstorable_state_naming_the_header(raw: str) -> None:
+    """NaN, Infinity, 1e999 and lone surrogates raise InvalidHeaderError naming header and size."""
+    with pytest.raises(InvalidHeaderError, match="X-TraceForge-State") as excinfo:
+        parse_headers({"X-TraceForge-State": raw})
+    assert excinfo.value.header == "X-TraceForge-State"
+    assert f"({len(raw)} bytes)" in str(excinfo.value)
+
+
+@pytest.mark.parametrize("raw", UNSTORABLE_STATES)
+def test_lenient_parse_drops_unstorable_state_and_keeps_the_rest(raw: str) -> None:
+    """strict=False keeps session id and index, leaves the state out and lists the problem."""
+    parsed = parse_headers(
+        {
+            "X-TraceForge-Session-ID": "user-1-conv-2",
+            "X-TraceForge-Step-Index": "5",
+            "X-TraceForge-State": raw,
+        },
+        strict=False,
+    )
+    assert (parsed.session_id, parsed.step_index, parsed.state) == ("user-1-conv-2", 5, None)
+    (problem,) = parsed.problems
+    assert problem.startswith("X-TraceForge-State: ")
+
+
 # -- property: any input yields safe header values that round-trip ------------------------------
 
 session_ids = st.text(
@@ -292,3 +328,40 @@ def test_any_input_gives_safe_headers_that_round_trip(
     expected_state = dict(tracker.state)
     assert parsed.state == (expected_state or None)
     assert parsed.problems == ()
+
+
+# -- property: no header value, however hostile, escapes as anything but InvalidHeaderError ------
+
+_SESSION_HEADER_NAMES = header_names("X-TraceForge")
+hostile_values = st.one_of(
+    st.binary(max_size=64),
+    st.text(st.characters(max_codepoint=0xFF), max_size=64).map(lambda t: t.encode("latin-1")),
+    st.sampled_from([b"NaN", b'{"a":NaN}', b'{"a":-Infinity}', b'{"a":1e999}', b'{"a":"\\ud800"}']),
+    # JSON-ish text, so the fuzz also gets past json.loads into the object and size checks.
+    st.lists(
+        st.sampled_from(['{"', '"', ":", ",", "}", "[", "]", "\\u", "d800", "1e9", "NaN", "a"]),
+        max_size=20,
+    ).map(lambda parts: "".join(parts).encode("latin-1")),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.tuples(*[st.none() | hostile_values for _ in _SESSION_HEADER_NAMES]))
+def test_hostile_header_values_fail_only_with_invalid_header_error(
+    values: tuple[bytes | None, ...],
+) -> None:
+    """Random bytes in any session header: strict mode raises only InvalidHeaderError (naming
+    a session header) and lenient mode never raises."""
+    headers = [
+        (name.encode(), value)
+        for name, value in zip(_SESSION_HEADER_NAMES, values, strict=True)
+        if value is not None
+    ]
+    lenient = parse_headers(headers, strict=False)
+    assert all(problem.split(":", 1)[0] in _SESSION_HEADER_NAMES for problem in lenient.problems)
+    if lenient.problems:
+        with pytest.raises(InvalidHeaderError) as excinfo:
+            parse_headers(headers)
+        assert excinfo.value.header in _SESSION_HEADER_NAMES
+    else:
+        assert parse_headers(headers) == lenient

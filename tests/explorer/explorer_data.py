@@ -4,6 +4,7 @@ Sixty sessions ``s-000`` to ``s-059``, one minute apart from T0: users ``u0``-``
 tag ``travel`` on odd ones, every fifth one never ended (``in_progress``), session 7 failed,
 scores on every fourth. Session ``agent-run`` has nested steps, a failed step, tool calls and a
 state that gains, changes and loses keys; ``tricky/id 1`` has a slash and a space in its id.
+``hostile_sessions`` (not in the shared store) holds HTML in every field, and the ids "." and "..".
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ T0 = datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
 SESSIONS = 60
 NESTED = "agent-run"
 TRICKY = "tricky/id 1"
+MARKUP = "<img src=x onerror=window.__xss=1>"
+"""HTML that runs a script if a page ever puts recorded text in as markup."""
+HOSTILE = "xss-" + MARKUP
+DOT_IDS = (".", "..")
 
 
 def at(seconds: float) -> datetime:
@@ -131,6 +136,38 @@ STATES: list[dict[str, object]] = [
 ]
 """The nested session's state at each step: 1 adds plan, 2 adds results, 3 changes results
 and removes plan, 4 changes nothing, 5 adds booking."""
+
+
+def hostile_sessions() -> list[SessionEvent]:
+    """``HOSTILE``, with ``MARKUP`` in every text the page shows, and the sessions "." and ".."."""
+    start = at(60 * (SESSIONS + 1))
+    events: list[SessionEvent] = [
+        SessionStarted(
+            session_id=HOSTILE,
+            started_at=start,
+            user_id=MARKUP,
+            tags=(MARKUP,),
+            environment=MARKUP,
+        ),
+        step(
+            HOSTILE,
+            0,
+            start,
+            model=MARKUP,
+            name=MARKUP,
+            status="failed",
+            error=MARKUP,
+            state={MARKUP: MARKUP},
+            input=[{"role": "user", "content": MARKUP}],
+            output={MARKUP: MARKUP},
+            tool_calls=(ToolCall(name=MARKUP, input=MARKUP, output=MARKUP, error=MARKUP),),
+            metadata={MARKUP: MARKUP},
+        ),
+        Score(session_id=HOSTILE, name=MARKUP, value=MARKUP, comment=MARKUP, created_at=start),
+    ]
+    for n, session_id in enumerate(DOT_IDS):
+        events.append(step(session_id, 0, start + timedelta(seconds=n + 1), model=f"model-{n}"))
+    return events
 
 
 def build_store(path: Path) -> None:

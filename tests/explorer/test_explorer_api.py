@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -16,7 +17,15 @@ pytest.importorskip("starlette", reason="the explorer extra is not installed")
 pytest.importorskip("httpx", reason="the tests talk to the app through httpx")
 
 from explorer_client import ServerThread, asgi_request
-from explorer_data import NESTED, STATES, TRICKY, listed_sessions, nested_session
+from explorer_data import (
+    DOT_IDS,
+    NESTED,
+    STATES,
+    TRICKY,
+    hostile_sessions,
+    listed_sessions,
+    nested_session,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -283,6 +292,26 @@ def test_an_id_holding_a_slash_is_reached_percent_encoded(client: TestClient) ->
     assert client.get("/api/sessions/tricky/id%201").status_code == 404
 
 
+def test_the_ids_dot_and_dot_dot_are_reached_as_the_page_sends_them() -> None:
+    """ "." and ".." travel as .%20 and ..%20 (browsers resolve even %2E%2E); %2E%2E works too."""
+    backend = MemoryBackend()
+    backend.write(hostile_sessions())
+    app = create_explorer_app(backend)
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for session_id in DOT_IDS:
+            for sub in ("", "/timeline", "/scores", "/export"):
+                response = client.get(f"/api/sessions/{session_id}%20{sub}")
+                assert response.status_code == 200, (session_id, sub, response.text)
+            document = client.get(f"/api/sessions/{session_id}%20").json()
+            assert document["session"]["session_id"] == session_id
+    for raw_id, session_id in ((b"%2E", "."), (b"%2e%2E", ".."), (b".%2E", "..")):
+        status, _, body = asgi_request(app, "GET", b"/api/sessions/" + raw_id + b"/timeline")
+        assert status == 200
+        assert json.loads(body)["session"]["session_id"] == session_id
+    status, _, _ = asgi_request(app, "GET", b"/api/sessions/x%20/timeline")
+    assert status == 400  # only "." and ".." are spelled with a space
+
+
 def test_unknown_sub_resources_methods_and_query_parameters_are_refused(
     client: TestClient,
 ) -> None:
@@ -426,6 +455,16 @@ def _refs(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for item in node:
             yield from _refs(item)
+
+
+@pytest.mark.parametrize(
+    "sink",
+    ["innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function("],
+)
+def test_the_page_script_has_no_way_to_run_text_as_html_or_code(sink: str) -> None:
+    """explorer.js builds the page with DOM calls only: no HTML or code sink, even in a comment."""
+    script = (files("agentsession.explorer") / "static" / "explorer.js").read_text("utf-8")
+    assert sink not in script
 
 
 def test_the_page_and_its_assets_are_served_from_the_package(client: TestClient) -> None:

@@ -3,6 +3,7 @@ form, and, without a token, requests naming a loopback host only."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip("starlette", reason="the explorer extra is not installed")
 pytest.importorskip("httpx", reason="the tests talk to the app through httpx")
 
+from explorer_client import ServerThread
 from explorer_data import NESTED
 from starlette.testclient import TestClient
 
@@ -130,6 +132,32 @@ def test_without_a_token_only_loopback_hosts_are_answered(
     assert response.status_code == status
     if status == 403:
         assert response.json()["error"]["code"] == "forbidden_host"
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status"),
+    [
+        (b"GET /api/sessions HTTP/1.0\r\n\r\n", 403),
+        (b"GET /api/sessions HTTP/1.0\r\nHost: \r\n\r\n", 403),
+        (b"GET /api/sessions HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", 200),
+    ],
+    ids=["no-host", "empty-host", "loopback-host"],
+)
+def test_without_a_token_a_request_naming_no_host_is_refused(
+    store: SQLiteBackend, request_head: bytes, status: int
+) -> None:
+    """An HTTP/1.0 request without a Host header gets 403 like a foreign host, on a real server."""
+    with (
+        ServerThread(create_explorer_app(store)) as server,
+        socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock,
+    ):
+        sock.sendall(request_head)
+        answer = b""
+        while chunk := sock.recv(65536):  # HTTP/1.0: the server closes after the answer
+            answer += chunk
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    if status == 403:
+        assert b'"forbidden_host"' in answer
 
 
 def test_allowed_hosts_add_names_the_server_answers_to(store: SQLiteBackend) -> None:

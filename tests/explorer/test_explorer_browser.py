@@ -8,9 +8,11 @@ screenshot is saved under test-artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,7 +21,7 @@ from playwright import sync_api
 pytest.importorskip("starlette", reason="the explorer extra is not installed")
 
 from explorer_client import ServerThread
-from explorer_data import NESTED, T0, step
+from explorer_data import DOT_IDS, HOSTILE, MARKUP, NESTED, T0, hostile_sessions, step
 
 from agentsession import SQLiteBackend
 from agentsession.explorer import create_explorer_app
@@ -75,18 +77,27 @@ def problems() -> list[str]:
 @pytest.fixture
 def page(browser: object, problems: list[str]) -> Iterator[object]:
     """A fresh page whose script errors and console errors fail the test."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # type: ignore[attr-defined]
-    opened = context.new_page()
-    opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
-    opened.on(
-        "console",
-        lambda message: (
-            problems.append(f"console: {message.text}") if message.type == "error" else None
-        ),
-    )
-    opened.set_default_timeout(WAIT_MS)
-    yield opened
-    context.close()
+    with open_page(browser, problems) as opened:
+        yield opened
+
+
+@contextmanager
+def open_page(browser: object, problems: list[str], **options: object) -> Iterator[object]:
+    """A page in a new browser context made with ``options``; errors it reports fail the test."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, **options)  # type: ignore[attr-defined]
+    try:
+        opened = context.new_page()
+        opened.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+        opened.on(
+            "console",
+            lambda message: (
+                problems.append(f"console: {message.text}") if message.type == "error" else None
+            ),
+        )
+        opened.set_default_timeout(WAIT_MS)
+        yield opened
+    finally:
+        context.close()
     assert problems == []
 
 
@@ -229,3 +240,57 @@ def test_a_token_protected_explorer_logs_in_through_the_form(
         page.fill("input[name='token']", TOKEN)  # type: ignore[attr-defined]
         page.click("button[type='submit']")  # type: ignore[attr-defined]
         expect(rows(page)).to_have_count(50)
+
+
+def test_recorded_html_stays_text_and_dot_ids_open(
+    browser: object, backend: SQLiteBackend, problems: list[str]
+) -> None:
+    """HTML in every recorded field is shown literally and never run, in the list, the session
+    and its step; the sessions "." and ".." open like any other."""
+    expect = sync_api.expect
+    backend.write(hostile_sessions())
+    # Without the page's CSP, which would block an inline handler: this pins the script itself.
+    with (
+        open_page(browser, problems, bypass_csp=True) as page,
+        ServerThread(create_explorer_app(backend)) as server,
+    ):
+        page.goto(server.url + "/#/?q=xss-")  # type: ignore[attr-defined]
+        expect(rows(page)).to_have_count(1)
+        cells = rows(page).first.locator("td")
+        expect(cells.nth(0)).to_have_text(HOSTILE)
+        expect(cells.nth(1)).to_have_text(MARKUP)
+
+        rows(page).first.locator("a").click()
+        expect(page.locator("#timeline .row.step")).to_have_count(1)  # type: ignore[attr-defined]
+        expect(page.locator(".crumbs .mono")).to_have_text(HOSTILE)  # type: ignore[attr-defined]
+        aggregates = page.locator("#aggregates")  # type: ignore[attr-defined]
+        for label in ("Models", "Users", "Tags", "Environment"):
+            expect(aggregates.locator(f".fact:has(dt:text-is('{label}')) dd")).to_contain_text(
+                MARKUP
+            )
+        score = page.locator("#scores tbody tr")  # type: ignore[attr-defined]
+        for column in (0, 1, 2):  # name, label value, comment
+            expect(score.locator("td").nth(column)).to_have_text(MARKUP)
+        expect(page.locator("#step-0 .model")).to_have_text(MARKUP)  # type: ignore[attr-defined]
+
+        page.click("#step-0")  # type: ignore[attr-defined]
+        expect(page.locator("#step-error")).to_have_text("Error " + MARKUP)  # type: ignore[attr-defined]
+        state = page.locator("#step-state tr[data-key]")  # type: ignore[attr-defined]
+        expect(state.locator("th")).to_have_text(MARKUP)
+        expect(state.locator("pre")).to_have_text(json.dumps(MARKUP))
+        tool = page.locator("#step-detail details.tool")  # type: ignore[attr-defined]
+        tool.locator("summary").click()
+        expect(tool.locator("summary .mono")).to_have_text(MARKUP)
+        expect(tool.locator("summary .bad")).to_have_text(" \u00b7 " + MARKUP)
+        expect(tool.locator("pre")).to_have_text([json.dumps(MARKUP)] * 2)
+        expect(page.locator("#step-input pre")).to_contain_text(MARKUP)  # type: ignore[attr-defined]
+        expect(page.locator("#step-output pre")).to_contain_text(MARKUP)  # type: ignore[attr-defined]
+
+        page.wait_for_load_state("networkidle")  # type: ignore[attr-defined]
+        assert page.locator("img").count() == 0  # type: ignore[attr-defined]
+        assert page.evaluate("typeof window.__xss") == "undefined"  # type: ignore[attr-defined]
+
+        for n, session_id in enumerate(DOT_IDS):
+            page.goto(f"{server.url}/#/session/{session_id}")  # type: ignore[attr-defined]
+            expect(page.locator(".crumbs .mono")).to_have_text(session_id)  # type: ignore[attr-defined]
+            expect(page.locator("#step-0 .model")).to_have_text(f"model-{n}")  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from explorer_data import NESTED, T0, TRICKY, step
 from agentsession import SQLiteBackend
 from agentsession._cli import main
 from agentsession.explorer._documents import timeline_document
+from agentsession.explorer._params import ApiError, parse_list_query
 
 TIMEOUT_S = 30
 BAR = re.compile(r"\|[ =x-]{30}\|")
@@ -191,6 +193,30 @@ def test_serve_on_a_busy_port_is_a_one_line_error(store_path: Path) -> None:
         result = run("serve", "--backend", f"sqlite:///{store_path}", "--port", str(port))
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("raw", "moment"),
+    [
+        ("2024-05-01", datetime(2024, 5, 1, tzinfo=timezone.utc)),
+        ("2024-05-01T12:00:00Z", datetime(2024, 5, 1, 12, tzinfo=timezone.utc)),
+        (" 2024-05-01T14:00+02:00 ", datetime(2024, 5, 1, 12, tzinfo=timezone.utc)),
+        ("0001-01-01T00:00+01:00", None),  # before the first UTC datetime
+        ("yesterday", None),
+    ],
+)
+def test_the_cli_and_the_api_read_times_alike(
+    raw: str, moment: datetime | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--since and ?since= take the same ISO 8601 times, in UTC, and refuse the same ones."""
+    code = main(["sessions", "list", "--backend", "memory://", "--json", "--since", raw])
+    assert code == (0 if moment else 2), capsys.readouterr().err
+    if moment is None:
+        assert "not an ISO 8601 date or time" in capsys.readouterr().err
+        with pytest.raises(ApiError, match="since must be an ISO 8601"):
+            parse_list_query([("since", raw)])
+    else:
+        assert parse_list_query([("since", raw)])[0].since == moment
 
 
 def test_serve_without_the_extra_says_how_to_install_it(

@@ -46,6 +46,9 @@ def session_headers(session_id: str, **overrides: str) -> dict[str, str]:
         ("X-TraceForge-State", "[1, 2]"),
         ("X-TraceForge-State", json.dumps({"notes": "x" * 11_000})),
         ("X-TraceForge-Parent-Trace-ID", "t" * 300),
+        ("X-TraceForge-State", '{"plan":NaN}'),
+        ("X-TraceForge-State", '{"plan":-Infinity}'),
+        ("X-TraceForge-State", '{"plan":"\\ud800"}'),
     ],
     ids=[
         "index-word",
@@ -55,6 +58,9 @@ def session_headers(session_id: str, **overrides: str) -> dict[str, str]:
         "state-not-object",
         "state-over-limit",
         "parent-too-long",
+        "state-nan",
+        "state-infinity",
+        "state-lone-surrogate",
     ],
 )
 def test_a_malformed_header_is_left_out_and_the_rest_recorded(

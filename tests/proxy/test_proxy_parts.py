@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from agentsession.proxy._recorder import header_safe
 from agentsession.proxy._upstream import (
     UpstreamURL,
+    forwarded_path,
     request_headers_for_upstream,
     response_headers_for_client,
 )
@@ -195,6 +196,32 @@ def test_v1_rest_maps_to_the_upstream_base_url_plus_rest(
 ) -> None:
     """/v1/<rest> goes to <upstream>/<rest>, as an OpenAI client with that base_url would."""
     assert UpstreamURL(upstream).for_path(rest, query) == url
+
+
+@pytest.mark.parametrize(
+    ("rest", "raw_path", "path"),
+    [
+        ("models?a=b", b"/v1/models%3Fa=b", "models%3Fa=b"),
+        ("models/org/name", b"/v1/models/org%2Fname", "models/org%2Fname"),
+        ("v1/x", b"/mounted/v1/v1/x", "v1/x"),  # under a Mount: the prefix is not forwarded
+        ("chat/completions", b"/%76%31/chat/completions", "chat/completions"),
+        ("", b"/v1/", ""),
+        ("models?a=b#c d", None, "models%3Fa=b%23c%20d"),  # no raw path: encoded again
+        ("models?a", b"/v1/other", "models%3Fa"),  # a raw path that does not match
+    ],
+)
+def test_the_forwarded_path_keeps_the_clients_encoding(
+    rest: str, raw_path: bytes | None, path: str
+) -> None:
+    """The raw path's end that decodes to the matched rest is forwarded as is."""
+    assert forwarded_path(rest, raw_path) == path
+
+
+@pytest.mark.parametrize("rest", ["..", ".", "../admin", "a/../../b", "a/./b", "a/.."])
+def test_a_dot_segment_cannot_be_forwarded(rest: str) -> None:
+    """A "." or ".." segment would leave the upstream's base path: ValueError."""
+    with pytest.raises(ValueError, match=r"must not have a '\.' or '\.\.' segment"):
+        forwarded_path(rest, rest.encode())
 
 
 @pytest.mark.parametrize(

@@ -14,13 +14,14 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, get_args
 from urllib.parse import urlsplit
 
 from ._config import get_settings
 from ._models import SessionFilter, SessionStatus, SessionSummary, Step
+from ._text import parse_utc
 from ._timeline import render_session_list, render_timeline
 from .backends._base import Backend
 from .backends._registry import _path_of, backend_from_url
@@ -153,18 +154,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _iso_datetime(raw: str) -> datetime:
-    text = raw.strip()
-    if text[-1:] in ("Z", "z"):  # fromisoformat() accepts a "Z" only from Python 3.11
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        return parse_utc(raw)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"not an ISO 8601 date or time: {raw!r} (e.g. 2024-05-01 or 2024-05-01T12:00:00Z)"
         ) from None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 def _positive_int(raw: str) -> int:

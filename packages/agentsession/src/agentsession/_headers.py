@@ -186,15 +186,25 @@ def _parse_state(header: str, raw: str, limit: int, fail: Any) -> dict[str, Any]
         fail(header, f"is {len(raw)} bytes, over the {limit}-byte state limit")
         return None
     try:
-        state = json.loads(raw)
+        state = json.loads(raw, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         fail(header, f"is not valid JSON ({len(raw)} bytes): {exc}")
         return None
     if not isinstance(state, dict):
         fail(header, f"must be a JSON object, got {type(state).__name__} ({len(raw)} bytes)")
         return None
-    size = len(compact_json(state))
+    try:
+        size = len(compact_json(state))
+    except (ValueError, RecursionError) as exc:
+        # Valid to json.loads yet not storable: a lone surrogate ("\ud800"), or 1e999 (infinite).
+        fail(header, f"holds JSON that cannot be stored ({len(raw)} bytes): {exc}")
+        return None
     if size > limit:
         fail(header, f"is {size} bytes of JSON, over the {limit}-byte state limit")
         return None
     return state
+
+
+def _refuse_constant(name: str) -> Any:
+    # json.loads takes NaN and Infinity, which are not JSON: no strict reader could use them.
+    raise ValueError(f"{name} is not a JSON number")

@@ -18,6 +18,7 @@ __all__ = [
     "fit",
     "one_line",
     "paint",
+    "parse_utc",
     "plural",
     "printable",
     "table",
@@ -113,6 +114,19 @@ def utc(moment: datetime) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=timezone.utc)
     return moment.astimezone(timezone.utc)
+
+
+def parse_utc(text: str) -> datetime:
+    """An ISO 8601 date or time (``2024-05-01``, ``2024-05-01T12:00:00Z``) as an aware UTC
+    datetime; one without a zone is taken to be UTC. ValueError if it is not one."""
+    text = text.strip()
+    if text[-1:] in ("Z", "z"):  # fromisoformat() accepts a "Z" only from Python 3.11
+        text = text[:-1] + "+00:00"
+    moment = datetime.fromisoformat(text)
+    try:
+        return utc(moment)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC datetime
+        raise ValueError(f"{text!r} is out of range once moved to UTC") from None
 
 
 def when(moment: datetime, *, precise: bool = True) -> str:

@@ -8,8 +8,9 @@ only when the app is asked for, so ``agentsession`` and its command line work wi
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._extras import lazy_exports, missing_modules
 
 if TYPE_CHECKING:
     from ._app import create_explorer_app
@@ -17,23 +18,13 @@ if TYPE_CHECKING:
 __all__ = ["INSTALL_HINT", "create_explorer_app", "missing_dependencies"]
 
 INSTALL_HINT = "pip install 'agentsession[explorer]'"
-_DEPENDENCIES = ("starlette", "uvicorn")
 
 
 def missing_dependencies() -> list[str]:
     """The distributions of the ``explorer`` extra that are not installed."""
-    return [name for name in _DEPENDENCIES if find_spec(name) is None]
+    return missing_modules("starlette", "uvicorn")
 
 
-def __getattr__(name: str) -> Any:
-    # PEP 562: the app (and Starlette with it) is imported on first use, not with the package.
-    if name == "create_explorer_app":
-        missing = missing_dependencies()
-        if missing:
-            raise ImportError(
-                f"agentsession.explorer needs {', '.join(missing)}, not installed: {INSTALL_HINT}"
-            )
-        from ._app import create_explorer_app
-
-        return create_explorer_app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__, {"create_explorer_app": "._app"}, missing_dependencies, INSTALL_HINT
+)

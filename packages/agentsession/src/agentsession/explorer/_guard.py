@@ -91,8 +91,9 @@ class Guard:
             await self._login(token, receive, send_with_headers)
             return
         if token is None:
-            host = headers.get("host")
-            if host is not None and _host_name(host.lower()) not in self.allowed_hosts:
+            # No Host header (HTTP/1.0) names no loopback host either: refused, not waved through.
+            host = headers.get("host", "")
+            if _host_name(host.lower()) not in self.allowed_hosts:
                 await _answer(
                     send_with_headers,
                     403,

@@ -47,7 +47,8 @@ _SESSION_ID = {
     "name": "session_id",
     "in": "path",
     "required": True,
-    "description": "the session id, percent-encoded (an id holding / is sent with %2F)",
+    "description": "the session id, percent-encoded (an id holding / is sent with %2F); "
+    "the ids . and .. are sent as .%20 and ..%20, since URL parsers resolve dot segments",
     "schema": {"type": "string", "minLength": 1, "maxLength": 199},
 }
 _NOT_FOUND = _error("no session has this id")

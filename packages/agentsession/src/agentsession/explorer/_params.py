@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, get_args
 from urllib.parse import unquote_to_bytes
 
 from .._ids import session_id_problem
 from .._models import SessionFilter, SessionStatus
+from .._text import parse_utc
 from ..backends._base import decode_cursor
 
 __all__ = [
+    "DOT_ID_SEGMENTS",
     "LIST_LIMIT_DEFAULT",
     "LIST_LIMIT_MAX",
     "LIST_PARAMETERS",
@@ -36,6 +38,9 @@ _CURSOR_MAX = 2000
 _STATUSES: tuple[str, ...] = get_args(SessionStatus)
 _SHOWN_MAX = 60
 """Characters of a bad value quoted back in an error message."""
+DOT_ID_SEGMENTS = {". ": ".", ".. ": ".."}
+"""How the ids "." and ".." travel in a path (as ``.%20`` and ``..%20``): URL parsers resolve a
+"." or ".." segment, even written ``%2E``, and ids never end with a space, so none is taken."""
 
 LIST_PARAMETERS: dict[str, str] = {
     "user_id": "only sessions with this user id",
@@ -120,17 +125,9 @@ def _moment(values: dict[str, str], name: str) -> datetime | None:
     raw = values.get(name)
     if raw is None:
         return None
-    text = raw.strip()
-    if text[-1:] in ("Z", "z"):  # fromisoformat() accepts a "Z" only from Python 3.11
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
-        return (
-            moment.replace(tzinfo=timezone.utc)
-            if moment.tzinfo is None
-            else moment.astimezone(timezone.utc)
-        )
-    except (ValueError, OverflowError):
+        return parse_utc(raw)
+    except ValueError:
         raise _bad(
             name, "must be an ISO 8601 date or time such as 2024-05-01T12:00:00Z", raw
         ) from None
@@ -215,6 +212,7 @@ def split_session_path(raw_rest: bytes) -> tuple[str, str | None]:
 
     ``raw_rest`` is the path after ``/api/sessions/`` as the client sent it, still
     percent-encoded: an id holding "/" arrives as "%2F" and is told apart from a sub-resource.
+    The ids "." and ".." arrive as ``.%20`` and ``..%20`` (see ``DOT_ID_SEGMENTS``).
     """
     segments = raw_rest.split(b"/")
     if len(segments) > 2:
@@ -228,6 +226,7 @@ def split_session_path(raw_rest: bytes) -> tuple[str, str | None]:
             "session_id must be printable US-ASCII (0x20-0x7E), got bytes that are not UTF-8",
             parameter="session_id",
         ) from None
+    session_id = DOT_ID_SEGMENTS.get(session_id, session_id)
     check_session_id(session_id)
     sub = segments[1].decode("latin-1") if len(segments) == 2 else None
     return session_id, sub

@@ -11,8 +11,9 @@ httpx2; plain httpx works too). This package imports them only when the app is a
 
 from __future__ import annotations
 
-from importlib.util import find_spec
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._extras import lazy_exports, missing_modules
 
 if TYPE_CHECKING:
     from ._app import create_proxy_app
@@ -24,21 +25,9 @@ INSTALL_HINT = "pip install 'agentsession[proxy]'"
 
 def missing_dependencies() -> list[str]:
     """The distributions of the ``proxy`` extra that are not installed."""
-    missing = [name for name in ("starlette", "uvicorn") if find_spec(name) is None]
-    if find_spec("httpx2") is None and find_spec("httpx") is None:
-        missing.append("httpx2 (or httpx)")
-    return missing
+    return missing_modules("starlette", "uvicorn", ("httpx2", "httpx"))
 
 
-def __getattr__(name: str) -> Any:
-    # PEP 562: the app (and Starlette with it) is imported on first use, not with the package.
-    if name == "create_proxy_app":
-        missing = missing_dependencies()
-        if missing:
-            raise ImportError(
-                f"agentsession.proxy needs {', '.join(missing)}, not installed: {INSTALL_HINT}"
-            )
-        from ._app import create_proxy_app
-
-        return create_proxy_app
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(
+    __name__, {"create_proxy_app": "._app"}, missing_dependencies, INSTALL_HINT
+)

@@ -24,6 +24,7 @@ from ._recorder import ENDPOINTS, RecordedCall, Recorder
 from ._upstream import (
     UpstreamURL,
     error_body,
+    forwarded_path,
     httpx,
     new_upstream_client,
     request_headers_for_upstream,
@@ -144,6 +145,12 @@ class _Proxy:
 
     async def handle(self, request: Request) -> Response:
         rest: str = request.path_params["rest"]
+        try:
+            path = forwarded_path(rest, request.scope.get("raw_path"))
+        except ValueError as exc:
+            return _response(
+                400, [_JSON], error_body(str(exc), "invalid_request_error", "bad_path")
+            )
         endpoint = ENDPOINTS.get(rest) if request.method == "POST" else None
         client = self.client
         if client is None:
@@ -153,7 +160,7 @@ class _Proxy:
         call = self.recorder.open(headers, endpoint, body)
         upstream_request = client.build_request(
             request.method,
-            self.upstream.for_path(rest, request.scope["query_string"]),
+            self.upstream.for_path(path, request.scope["query_string"]),
             headers=request_headers_for_upstream(headers, self._session_prefixes),
             content=body,
         )

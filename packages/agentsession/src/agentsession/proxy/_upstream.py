@@ -3,14 +3,15 @@
 ``upstream`` is the model server's OpenAI base URL, exactly what an OpenAI client takes as
 ``base_url`` (``https://api.openai.com/v1``, ``http://127.0.0.1:11434/v1``). A request for
 ``/v1/<rest>`` goes to ``<upstream>/<rest>`` with its query string, so an upstream that serves
-the API without a ``/v1`` prefix is named without one.
+the API without a ``/v1`` prefix is named without one. ``<rest>`` travels percent-encoded as
+the client sent it and may not hold a ``.`` or ``..`` segment: the request stays under the base.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 try:
     # httpx's successor (the proxy extra installs it): its connection pool stays fast with many
@@ -24,6 +25,7 @@ __all__ = [
     "httpx",
     "UpstreamURL",
     "error_body",
+    "forwarded_path",
     "new_upstream_client",
     "request_headers_for_upstream",
     "response_headers_for_client",
@@ -66,12 +68,47 @@ class UpstreamURL:
         self.base = upstream.rstrip("/")
 
     def for_path(self, rest: str, query: bytes) -> str:
-        """The upstream URL of ``/v1/<rest>?<query>``."""
+        """The upstream URL of ``/v1/<rest>?<query>``, both still percent-encoded."""
         url = f"{self.base}/{rest}"
         return f"{url}?{query.decode('latin-1')}" if query else url
 
     def __repr__(self) -> str:
         return f"UpstreamURL({self.base!r})"
+
+
+# RFC 3986 pchar minus the unreserved characters quote() always keeps, plus "/".
+_PATH_SAFE = "/:@!$&'()*+,;="
+
+
+def forwarded_path(rest: str, raw_path: bytes | None) -> str:
+    """The path to send upstream for ``/v1/<rest>``: still percent-encoded, as the client sent it.
+
+    ``rest`` is the decoded path the route matched. Forwarding it decoded would turn ``%3F``
+    into a query and ``%2F`` into a separator, so its encoded form is taken from the end of
+    ``raw_path`` (the ASGI request target); without one it is encoded again. Raises ValueError
+    for a ``.`` or ``..`` segment, encoded or not: resolved by httpx or the upstream, it would
+    leave the upstream's base path.
+    """
+    if any(segment in (".", "..") for segment in rest.split("/")):
+        raise ValueError(f"the path must not have a '.' or '..' segment, got {rest[:200]!r}")
+    if raw_path is not None:
+        raw = _encoded_suffix(raw_path.split(b"?", 1)[0].decode("latin-1"), rest)
+        if raw is not None:
+            return raw
+    return quote(rest, safe=_PATH_SAFE)
+
+
+def _encoded_suffix(raw: str, decoded: str) -> str | None:
+    """The end of the percent-encoded ``raw`` that decodes to ``decoded``, if it has one."""
+    # "/" is never encoded by decoding, so segments decode one by one: walk back until long enough.
+    segments = raw.split("/")
+    length = -1
+    for start in range(len(segments) - 1, -1, -1):
+        length += len(unquote(segments[start])) + 1
+        if length >= len(decoded):
+            suffix = "/".join(segments[start:])
+            return suffix if unquote(suffix) == decoded else None
+    return None
 
 
 def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> set[bytes]:

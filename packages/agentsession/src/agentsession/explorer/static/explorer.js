@@ -69,7 +69,10 @@
   }
 
   function sessionPath(id) {
-    return "api/sessions/" + encodeURIComponent(id);
+    // The browser resolves a "." or ".." segment away, even written %2E: those two ids get
+    // an encoded space the server drops (no id ends with a space).
+    const segment = encodeURIComponent(id);
+    return "api/sessions/" + (id === "." || id === ".." ? segment + "%20" : segment);
   }
 
   function formatDuration(ms) {
