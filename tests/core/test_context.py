@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -15,10 +16,12 @@ from agentsession import (
     ContextThreadPoolExecutor,
     InvalidSessionIdError,
     MemoryBackend,
+    SessionEvent,
     SessionTracker,
     Step,
     current_session,
     propagate_context,
+    set_default_backend,
     using_session,
 )
 from agentsession._context import live_sessions
@@ -127,6 +130,43 @@ def test_forgotten_session_resumes_numbering_from_the_backend(backend: MemoryBac
     live_sessions.clear()
     with using_session("ctx-resume-0001"):
         assert _record_step("again") == 3
+
+
+class _HeldBackend(MemoryBackend):
+    """A backend that writes nothing until released: steps stay queued in the writer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = threading.Event()
+
+    def write(self, events: Sequence[SessionEvent]) -> None:
+        assert self.release.wait(10)
+        super().write(events)
+
+
+def test_evicted_session_continues_after_its_still_queued_steps(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session evicted from the live set while its steps are still queued for the backend
+    continues after them when its id comes back, instead of reusing their indexes."""
+    held = _HeldBackend()
+    set_default_backend(held)
+    monkeypatch.setattr(live_sessions, "max_size", 1)
+    with using_session("ctx-evicted-0001"):
+        first_turn = [_record_step(f"first-{n}") for n in range(3)]
+    with using_session("ctx-evictor-0001"):  # evicts the first session's tracker
+        pass
+    with using_session("ctx-evicted-0001"):
+        second_turn = _record_step("again")
+    held.release.set()
+    assert agentsession.flush(5.0)
+    assert (first_turn, second_turn) == ([0, 1, 2], 3)
+    assert [s.input for s in held.list_steps("ctx-evicted-0001")] == [
+        "first-0",
+        "first-1",
+        "first-2",
+        "again",
+    ]
 
 
 def test_decorated_function_runs_in_the_session() -> None:
@@ -311,7 +351,6 @@ async def test_session_visible_in_created_tasks() -> None:
 
 
 async def _async_current_id() -> str | None:
-    await asyncio.sleep(0.01)
     return _current_id()
 
 
@@ -341,6 +380,46 @@ async def test_gathered_tasks_each_keep_their_own_session() -> None:
     results = await asyncio.gather(*(agent(n) for n in range(10)))
     for n, seen in enumerate(results):
         assert seen == [f"ctx-gather-{n:04d}"] * 5
+
+
+async def test_one_block_object_entered_by_two_tasks_restores_each_outer_session() -> None:
+    """A using_session object entered by two tasks at once, the first to enter leaving first,
+    hands each task back its own outer session."""
+    shared = using_session("ctx-shared-block")
+    first_entered, second_entered, first_left = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> str | None:
+        with using_session("ctx-outer-first"):
+            with shared:
+                first_entered.set()
+                await second_entered.wait()
+            first_left.set()
+            return _current_id()
+
+    async def second() -> str | None:
+        await first_entered.wait()
+        with using_session("ctx-outer-second"):
+            with shared:
+                second_entered.set()
+                await first_left.wait()
+            return _current_id()
+
+    results = await asyncio.wait_for(asyncio.gather(first(), second()), 5.0)
+    assert results == ["ctx-outer-first", "ctx-outer-second"]
+
+
+def test_block_exited_in_another_context_restores_the_scope_it_replaced() -> None:
+    """A block left in a copy of its context (its token cannot be used there) puts back the
+    session that was current when it was entered, not None."""
+    with using_session("ctx-outer-copied"):
+        block = using_session("ctx-inner-copied")
+        block.__enter__()
+        copy = contextvars.copy_context()
+        copy.run(block.__exit__, None, None, None)
+        assert copy.run(_current_id) == "ctx-outer-copied"
+        assert _current_id() == "ctx-inner-copied"
+        block.__exit__(None, None, None)
+        assert _current_id() == "ctx-outer-copied"
 
 
 def test_plain_thread_pool_does_not_see_the_session() -> None:

@@ -82,6 +82,18 @@ def test_weak_ids_log_a_warning(caplog: pytest.LogCaptureFixture, session_id: st
     assert repr(session_id) in warnings[0].getMessage()
 
 
+def test_weak_id_warns_once_however_often_it_is_used(caplog: pytest.LogCaptureFixture) -> None:
+    """A weak id is warned about once, not at every turn that validates it again."""
+    with caplog.at_level(logging.WARNING, logger="agentsession"):
+        for _ in range(3):
+            validate_session_id("session_7")
+            SessionTracker("session_7")
+        validate_session_id("session_8")
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert ["'session_7'" in messages[0], "'session_8'" in messages[1]] == [True, True]
+
+
 def test_strong_ids_do_not_warn(caplog: pytest.LogCaptureFixture) -> None:
     """A distinctive id is accepted silently."""
     with caplog.at_level(logging.WARNING, logger="agentsession"):

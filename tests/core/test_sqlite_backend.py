@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from agentsession import get_stats
 from agentsession._models import (
     Score,
     SessionEnded,
@@ -201,6 +202,16 @@ def test_duplicate_steps_are_stored_and_counted_once(backend: SQLiteBackend) -> 
     assert summary.total_steps == 3
     assert set(summary.usage) == {"gpt-4o"}
     assert summary.usage["gpt-4o"].steps == 3
+    assert [s.model for s in backend.list_steps("s-1")] == ["gpt-4o"] * 3
+
+
+def test_ignored_duplicate_steps_are_counted(backend: SQLiteBackend) -> None:
+    """Each step ignored because its index was already stored adds one to
+    dropped.duplicate_step, so that an index reused by mistake does not vanish unseen."""
+    backend.write([step("s-1", 0), step("s-1", 1)])
+    assert "dropped.duplicate_step" not in get_stats()
+    backend.write([step("s-1", 1, model="other"), step("s-1", 2), step("s-1", 2, model="other")])
+    assert get_stats()["dropped.duplicate_step"] == 2
     assert [s.model for s in backend.list_steps("s-1")] == ["gpt-4o"] * 3
 
 

@@ -68,6 +68,22 @@ def test_fail_with_an_exception(steps_of: StepsOf) -> None:
     assert recorded.input_tokens == 3
 
 
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+def test_exception_that_cannot_be_printed_fails_the_step_by_its_type(steps_of: StepsOf) -> None:
+    """An exception whose __str__ raises still fails the step (error: its type name), and
+    ``with`` re-raises that exception, not one of ours."""
+    tracker = SessionTracker("step-fail-unprintable")
+    tracker.begin_step().fail(_UnprintableError())
+    with pytest.raises(_UnprintableError), tracker.begin_step():
+        raise _UnprintableError()
+    recorded = steps_of("step-fail-unprintable")
+    assert [(s.status, s.error) for s in recorded] == [("failed", "_UnprintableError")] * 2
+
+
 def test_fail_with_a_message(steps_of: StepsOf) -> None:
     """fail("text") records the text as the error."""
     tracker = SessionTracker("step-fail-text")

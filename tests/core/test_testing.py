@@ -139,3 +139,17 @@ def test_isolated_records_into_its_own_backend_and_forgets_sessions() -> None:
         assert agentsession.get_stats()["written.events"] >= 2
     with using_session("tst-isolated-outer-conv") as again:
         assert again is not inner
+
+
+def test_isolated_puts_back_the_default_backend_set_before_it() -> None:
+    """A default backend set before isolated() is the default again after the block."""
+    before = MemoryBackend()
+    agentsession.set_default_backend(before)
+    with isolated() as inside:
+        SessionTracker("tst-isolated-inner-conv").begin_step().end()
+        assert agentsession.flush(5.0)
+    SessionTracker("tst-isolated-after-conv").begin_step().end()
+    assert agentsession.flush(5.0)
+    assert len(inside.list_steps("tst-isolated-inner-conv")) == 1
+    assert before.list_steps("tst-isolated-inner-conv") == []
+    assert len(before.list_steps("tst-isolated-after-conv")) == 1

@@ -20,7 +20,9 @@ from agentsession import (
     SessionSummary,
     SessionTracker,
     Step,
+    _tracker,
     current_session,
+    using_session,
 )
 
 StepsOf = Callable[[str], list[Step]]
@@ -144,6 +146,49 @@ async def test_cancelled_task_ends_cancelled(summary_of: SummaryOf) -> None:
         await task
     assert tracker.status == "cancelled"
     assert summary_of("trk-async-cancel").status == "cancelled"
+
+
+class _UnprintableError(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ is broken")
+
+
+def test_exception_that_cannot_be_printed_still_propagates(summary_of: SummaryOf) -> None:
+    """An exception whose __str__ raises leaves ``with tracker:`` unchanged; the session ends
+    failed with the exception's type as reason."""
+    tracker = SessionTracker("trk-unprintable")
+    with pytest.raises(_UnprintableError), tracker:
+        raise _UnprintableError()
+    summary = summary_of("trk-unprintable")
+    assert (summary.status, summary.end_reason) == ("failed", "_UnprintableError")
+
+
+async def test_one_tracker_entered_by_two_tasks_restores_each_outer_session() -> None:
+    """A tracker entered by two tasks at once, the first to enter leaving first, hands each
+    task back its own outer session."""
+    shared = SessionTracker("trk-shared-block")
+    first_entered, second_entered, first_left = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> str | None:
+        with using_session("trk-outer-first"):
+            with shared:
+                first_entered.set()
+                await second_entered.wait()
+            first_left.set()
+            outer = current_session()
+            return None if outer is None else outer.session_id
+
+    async def second() -> str | None:
+        await first_entered.wait()
+        with using_session("trk-outer-second"):
+            with shared:
+                second_entered.set()
+                await first_left.wait()
+            outer = current_session()
+            return None if outer is None else outer.session_id
+
+    results = await asyncio.wait_for(asyncio.gather(first(), second()), 5.0)
+    assert results == ["trk-outer-first", "trk-outer-second"]
 
 
 def test_tracker_repr_names_id_index_and_status() -> None:
@@ -287,30 +332,59 @@ def test_steps_after_end_are_counted_not_recorded(steps_of: StepsOf) -> None:
     assert len(steps_of("trk-after-end")) == 1
 
 
-def test_idle_session_reads_timed_out(summary_of: SummaryOf) -> None:
-    """A session never ended reads timed_out, on the tracker and in the backend, once idle."""
-    tracker = SessionTracker("trk-timeout", timeout_s=0.2)
+class _Clock:
+    """Stands in for the tracker's monotonic clock, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> _Clock:
+    """The clock SessionTracker reads idle time from, moved only by the test."""
+    fake = _Clock()
+    monkeypatch.setattr(_tracker, "time", fake)
+    return fake
+
+
+def test_idle_session_reads_timed_out(clock: _Clock) -> None:
+    """A session never ended reads timed_out once idle for longer than its timeout."""
+    tracker = SessionTracker("trk-timeout", timeout_s=60)
     tracker.begin_step().end()
-    statuses = [tracker.status, summary_of("trk-timeout").status]
-    time.sleep(0.3)
-    statuses += [tracker.status, summary_of("trk-timeout").status]
-    assert statuses == ["in_progress", "in_progress", "timed_out", "timed_out"]
+    clock.now += 60
+    assert tracker.status == "in_progress"
+    clock.now += 0.5
+    assert tracker.status == "timed_out"
 
 
-def test_activity_keeps_a_session_alive() -> None:
+def test_backend_reads_an_idle_session_as_timed_out(summary_of: SummaryOf) -> None:
+    """The backend is told the timeout: it reads a session idle for longer as timed_out."""
+    tracker = SessionTracker("trk-timeout-stored", timeout_s=0.05)
+    tracker.begin_step().end()
+    deadline = time.monotonic() + 5.0
+    while (summary := summary_of("trk-timeout-stored")).status == "in_progress":
+        assert time.monotonic() < deadline, "the stored session never timed out"
+        time.sleep(0.01)
+    assert summary.status == "timed_out"
+
+
+def test_activity_keeps_a_session_alive(clock: _Clock) -> None:
     """Each step resets the idle clock, so a busy session does not time out."""
-    tracker = SessionTracker("trk-timeout-busy", timeout_s=0.2)
+    tracker = SessionTracker("trk-timeout-busy", timeout_s=60)
     for _ in range(5):
-        time.sleep(0.06)
+        clock.now += 50
         tracker.begin_step().end()
     assert tracker.status == "in_progress"
 
 
-def test_ended_session_never_times_out() -> None:
+def test_ended_session_never_times_out(clock: _Clock) -> None:
     """A session that was ended keeps its final status after the timeout passes."""
-    tracker = SessionTracker("trk-timeout-ended", timeout_s=0.01)
+    tracker = SessionTracker("trk-timeout-ended", timeout_s=60)
     tracker.end()
-    time.sleep(0.05)
+    clock.now += 3_600
     assert tracker.status == "completed"
 
 
@@ -398,6 +472,26 @@ def test_tool_calls_go_into_the_next_step(steps_of: StepsOf) -> None:
     ]
     assert second.tool_calls[0].duration_ms == 12.5
     assert third.tool_calls == ()
+
+
+def test_tool_calls_after_the_last_step_are_counted_at_end(
+    steps_of: StepsOf, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Tool calls recorded after the last step belong to no step: end() counts them in
+    dropped.tool_calls and says so once in the log."""
+    tracker = SessionTracker("trk-tools-lost")
+    tracker.begin_step().end()
+    for name in ("search", "calc"):
+        tracker.record_tool_call(name, "in", "out")
+    with caplog.at_level(logging.INFO, logger="agentsession"):
+        tracker.end()
+        other = SessionTracker("trk-tools-lost-2")
+        other.record_tool_call("search")
+        other.end()
+    assert agentsession.get_stats()["dropped.tool_calls"] == 3
+    assert len([r for r in caplog.records if "tool call" in r.getMessage()]) == 1
+    [step] = steps_of("trk-tools-lost")
+    assert step.tool_calls == ()
 
 
 def test_steps_carry_tracker_attributes(steps_of: StepsOf) -> None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
@@ -18,11 +20,17 @@ from agentsession import (
     SessionEvent,
     SessionStarted,
     SessionTracker,
+    _emitter,
+    _health,
+    _ids,
+    _worker,
     configure,
     get_stats,
     set_default_backend,
+    using_session,
 )
-from agentsession._worker import Emitter
+from agentsession._context import live_sessions
+from agentsession._emitter import Emitter
 from agentsession.testing import FailingBackend
 
 FAST_RETRIES = (0.001, 0.002)
@@ -43,11 +51,17 @@ class GatedBackend(MemoryBackend):
         super().__init__()
         self.gate = threading.Event()
         self.writing = threading.Event()
+        self.writer: threading.Thread | None = None
+        self.closed = 0
 
     def write(self, events: Sequence[SessionEvent]) -> None:
+        self.writer = threading.current_thread()
         self.writing.set()
         assert self.gate.wait(10)
         super().write(events)
+
+    def close(self) -> None:
+        self.closed += 1
 
 
 class RecordingBackend(MemoryBackend):
@@ -58,12 +72,15 @@ class RecordingBackend(MemoryBackend):
         self.delay_s = delay_s
         self.batch_sizes: list[int] = []
         self.threads: set[int] = set()
+        self.writers: list[threading.Thread] = []  # ids are reused; thread objects are not
         self.closed = 0
 
     def write(self, events: Sequence[SessionEvent]) -> None:
         time.sleep(self.delay_s)
         self.batch_sizes.append(len(events))
         self.threads.add(threading.get_ident())
+        if threading.current_thread() not in self.writers:
+            self.writers.append(threading.current_thread())
         super().write(events)
 
     def close(self) -> None:
@@ -204,6 +221,144 @@ def test_failing_close_is_counted_not_raised() -> None:
     emitter = Emitter(BadClose())
     emitter.close()
     assert get_stats()["faults.backend.close"] == 1
+
+
+def test_flush_after_close_returns_at_once() -> None:
+    """flush() on a closed emitter answers at once instead of waiting out its timeout."""
+    emitter = Emitter(MemoryBackend())
+    emitter.emit(_event(1))
+    emitter.close()
+    started = time.monotonic()
+    assert emitter.flush(3.0)
+    assert time.monotonic() - started < 1.0
+
+
+def test_close_leaves_a_backend_that_is_still_writing_open() -> None:
+    """close() never closes the backend under a write that outlives its timeout: the timeout
+    is counted, and the write completes once the backend recovers."""
+    backend = GatedBackend()
+    emitter = Emitter(backend)
+    emitter.emit(_event(1))
+    assert backend.writing.wait(5.0)
+    emitter.close(timeout=0.05)
+    assert backend.closed == 0
+    assert get_stats()["shutdown.timed_out"] == 1
+    emitter.emit(_event(2))
+    assert get_stats()["dropped.after_shutdown"] == 1
+    backend.gate.set()
+    assert backend.writer is not None
+    backend.writer.join(5.0)
+    assert not backend.writer.is_alive()
+    assert [e.session_id for e in backend.events] == ["wrk-event-00001"]
+
+
+def test_idle_writer_thread_exits_and_the_next_event_starts_another() -> None:
+    """A writer left without events for idle_exit_s ends its thread; later events still arrive,
+    written by a new thread."""
+    backend = RecordingBackend()
+    emitter = Emitter(backend, flush_interval_s=0.001, idle_exit_s=0.05)
+    emitter.emit(_event(1))
+    assert emitter.flush(5.0)
+    [first] = backend.writers
+    first.join(5.0)
+    assert not first.is_alive()
+    assert emitter.flush(1.0)  # nothing queued and no thread: nothing to wait for
+    emitter.emit(_event(2))
+    assert emitter.flush(5.0)
+    assert [e.session_id for e in backend.events] == ["wrk-event-00001", "wrk-event-00002"]
+    assert len(backend.writers) == 2
+    assert first not in backend.writers[1:]
+
+
+def test_events_racing_the_idle_exit_are_never_stranded() -> None:
+    """With the writer exiting whenever it idles for half a millisecond, every event emitted
+    around its exits is still written."""
+    backend = MemoryBackend()
+    emitter = Emitter(backend, flush_interval_s=0.0, idle_exit_s=0.0005)
+    for n in range(300):
+        emitter.emit(_event(n))
+        if n % 3 == 0:
+            time.sleep(0.0005)  # a gap for the writer to go idle and exit in
+    assert emitter.flush(5.0)
+    assert len(backend.events) == 300
+
+
+def test_trackers_given_one_url_share_its_backend_and_writer(tmp_path: Path) -> None:
+    """Trackers naming the same backend URL write through one backend and one writer thread."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    writers_before = _writer_threads()
+    trackers = [SessionTracker(f"wrk-url-{n}-conv", backend=url) for n in range(5)]
+    shared = trackers[0].backend
+    assert all(tracker.backend is shared for tracker in trackers)
+    for tracker in trackers:
+        tracker.begin_step().end()
+    assert agentsession.flush(5.0)
+    assert len(_writer_threads() - writers_before) == 1
+    assert isinstance(shared, agentsession.SQLiteBackend)
+    assert [len(shared.list_steps(t.session_id)) for t in trackers] == [1] * 5
+
+
+def _writer_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "agentsession-writer" and t.is_alive()}
+
+
+def test_default_backend_and_trackers_naming_it_share_one_writer() -> None:
+    """After set_default_backend(b), trackers with no backend and trackers given b write
+    through one writer thread: the backend is never written from two threads."""
+    backend = RecordingBackend()
+    set_default_backend(backend)
+    SessionTracker("wrk-default-named", backend=backend).begin_step().end()
+    SessionTracker("wrk-default-unnamed").begin_step().end()
+    assert agentsession.flush(5.0)
+    assert len(backend.list_steps("wrk-default-named")) == 1
+    assert len(backend.list_steps("wrk-default-unnamed")) == 1
+    assert len(backend.writers) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_forked_child_records_even_if_locks_were_held_at_fork() -> None:
+    """A child forked while the registry, session, id and counter locks were held records
+    steps without deadlocking: it gets fresh locks."""
+    locks = [
+        _worker._registry_lock,
+        _emitter.live_emitters._lock,
+        _health._lock,
+        _ids._uuid7_lock,
+        live_sessions._lock,
+    ]
+    for lock in locks:
+        assert lock.acquire(timeout=5.0)
+    pid = -1
+    try:
+        pid = os.fork()
+    finally:
+        if pid != 0:
+            for lock in locks:
+                lock.release()
+    if pid == 0:  # pragma: no cover - runs in the child, which never returns to pytest
+        code = 1
+        try:
+            code = 0 if _record_in_forked_child() else 1
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 20.0
+    while (status := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child deadlocked")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status[1]) == 0
+
+
+def _record_in_forked_child() -> bool:  # pragma: no cover - runs in a forked child
+    with using_session("wrk-fork-live-conv") as live:
+        live.begin_step().end()
+    by_url = SessionTracker(backend="memory://")
+    by_url.begin_step().end()
+    ok = agentsession.flush(5.0)
+    assert isinstance(by_url.backend, MemoryBackend)
+    return ok and len(by_url.backend.list_steps(by_url.session_id)) == 1 and live.step_index == 1
 
 
 def test_public_flush_and_shutdown() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Iterable, Mapping
@@ -71,28 +72,60 @@ def current_session() -> SessionTracker | None:
     return None if scope is None else scope.tracker
 
 
-def enter_scope(scope: Scope) -> contextvars.Token[Scope | None]:
-    return _current.set(scope)
+_Entered = tuple[object, contextvars.Token[Scope | None], Scope | None]
+
+_entered: contextvars.ContextVar[tuple[_Entered, ...]] = contextvars.ContextVar(
+    "agentsession_entered", default=()
+)
+"""The open blocks of this context: (owner, token, scope before the block), innermost last.
+
+Kept per context, not on the owner: one ``using_session`` or tracker object may be entered
+by several asyncio tasks at once, each of which must get its own token back.
+"""
 
 
-def exit_scope(token: contextvars.Token[Scope | None]) -> None:
+def enter_scope(owner: object, scope: Scope) -> None:
+    """Make ``scope`` current for a block of ``owner`` (a using_session or a tracker)."""
+    previous = _current.get()
+    token = _current.set(scope)
+    _entered.set((*_entered.get(), (owner, token, previous)))
+
+
+def exit_scope(owner: object) -> None:
+    """End the innermost block of ``owner`` opened in this context (none: nothing to do)."""
+    entered = _entered.get()
+    for position in range(len(entered) - 1, -1, -1):
+        if entered[position][0] is owner:
+            break
+    else:
+        return
+    _, token, previous = entered[position]
+    _entered.set(entered[:position] + entered[position + 1 :])
+    restore_scope(token, previous)
+
+
+def restore_scope(token: contextvars.Token[Scope | None], previous: Scope | None) -> None:
+    """Undo ``_current.set``; ``previous`` is what was current before it."""
     try:
         _current.reset(token)
     except ValueError:  # exited in another context (e.g. a generator finalized elsewhere)
-        _current.set(None)
+        _current.set(previous)
 
 
 class _LiveSessions:
     """Trackers that ``using_session("id")`` created, so a session's steps continue across turns.
 
-    Bounded (least recently used first out). A session evicted and seen again resumes its
-    step count from the backend when the backend can be read.
+    Bounded (least recently used first out). An evicted session's next step index is kept in
+    a second, larger LRU: its last steps may still be queued for the backend, so the backend's
+    count could be short. Only an id unknown to both is resumed from the backend.
     """
 
-    def __init__(self, max_size: int = 10_000) -> None:
+    def __init__(self, max_size: int = 10_000, max_remembered: int = 200_000) -> None:
         self.max_size = max_size
+        self.max_remembered = max_remembered
         self._lock = threading.Lock()
         self._trackers: OrderedDict[str, SessionTracker] = OrderedDict()
+        self._next_index: OrderedDict[str, int] = OrderedDict()  # of evicted sessions
 
     def get_or_create(
         self,
@@ -108,25 +141,46 @@ class _LiveSessions:
             if tracker is not None:
                 self._trackers.move_to_end(session_id)
                 return tracker
+            remembered = self._next_index.get(session_id)
         tracker = SessionTracker(session_id, user_id=user_id, tags=tags, metadata=metadata)
-        _resume_from_backend(tracker)
+        if remembered is None:
+            _resume_from_backend(tracker)
+        else:
+            tracker._resume(remembered)
         with self._lock:
             existing = self._trackers.setdefault(session_id, tracker)
             self._trackers.move_to_end(session_id)
+            self._next_index.pop(session_id, None)
             while len(self._trackers) > self.max_size:
-                self._trackers.popitem(last=False)
+                self._remember(*self._trackers.popitem(last=False))
         return existing
+
+    def _remember(self, session_id: str, tracker: SessionTracker) -> None:
+        if not (tracker._started or tracker.step_index):
+            return  # never used: nothing of it can be stored or queued
+        self._next_index[session_id] = tracker.step_index
+        self._next_index.move_to_end(session_id)
+        while len(self._next_index) > self.max_remembered:
+            self._next_index.popitem(last=False)
 
     def forget(self, session_id: str) -> None:
         with self._lock:
             self._trackers.pop(session_id, None)
+            self._next_index.pop(session_id, None)
 
     def clear(self) -> None:
         with self._lock:
             self._trackers.clear()
+            self._next_index.clear()
+
+    def _reset_lock_in_child(self) -> None:
+        # A thread of the parent may have held the lock at fork(); it does not exist here.
+        self._lock = threading.Lock()
 
 
 live_sessions = _LiveSessions()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=live_sessions._reset_lock_in_child)
 
 
 def _resume_from_backend(tracker: SessionTracker) -> None:
@@ -169,7 +223,6 @@ class using_session:  # named like a function, as OpenInference names it
         self._user_id = user_id
         self._metadata = dict(metadata or {})
         self._tags = tuple(tags or ())
-        self._tokens: list[contextvars.Token[Scope | None]] = []
 
     def _scope(self) -> Scope:
         from ._tracker import SessionTracker
@@ -187,7 +240,7 @@ class using_session:  # named like a function, as OpenInference names it
 
     def __enter__(self) -> SessionTracker:
         scope = self._scope()
-        self._tokens.append(_current.set(scope))
+        enter_scope(self, scope)
         return scope.tracker
 
     def __exit__(
@@ -196,7 +249,7 @@ class using_session:  # named like a function, as OpenInference names it
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        exit_scope(self._tokens.pop())
+        exit_scope(self)
 
     async def __aenter__(self) -> SessionTracker:
         return self.__enter__()
@@ -247,13 +300,14 @@ class using_session:  # named like a function, as OpenInference names it
             resume: Callable[[], Any] = functools.partial(generator.send, None)
             try:
                 while True:
+                    previous = _current.get()
                     token = _current.set(scope)
                     try:
                         item = resume()
                     except StopIteration as stop:
                         return stop.value
                     finally:
-                        exit_scope(token)
+                        restore_scope(token, previous)
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -263,11 +317,12 @@ class using_session:  # named like a function, as OpenInference names it
                     else:
                         resume = functools.partial(generator.send, sent)
             finally:
+                previous = _current.get()
                 token = _current.set(scope)
                 try:
                     generator.close()
                 finally:
-                    exit_scope(token)
+                    restore_scope(token, previous)
 
         return call
 
@@ -281,13 +336,14 @@ class using_session:  # named like a function, as OpenInference names it
             resume: Callable[[], Awaitable[Any]] = functools.partial(generator.asend, None)
             try:
                 while True:
+                    previous = _current.get()
                     token = _current.set(scope)
                     try:
                         item = await resume()
                     except StopAsyncIteration:
                         return
                     finally:
-                        exit_scope(token)
+                        restore_scope(token, previous)
                     try:
                         sent = yield item
                     except GeneratorExit:
@@ -297,11 +353,12 @@ class using_session:  # named like a function, as OpenInference names it
                     else:
                         resume = functools.partial(generator.asend, sent)
             finally:
+                previous = _current.get()
                 token = _current.set(scope)
                 try:
                     await generator.aclose()
                 finally:
-                    exit_scope(token)
+                    restore_scope(token, previous)
 
         return call
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 
 logger = logging.getLogger("agentsession")
 
 __all__ = ["get_stats", "record_fault", "count", "warn_once"]
 
+WARNED_KEYS_MAX = 10_000
+"""Warning keys remembered (least recently seen out first); some are per session id."""
+
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
-_warned: set[str] = set()
+_warned: OrderedDict[str, None] = OrderedDict()
 
 
 def count(name: str, n: int = 1) -> None:
@@ -21,14 +25,34 @@ def count(name: str, n: int = 1) -> None:
         _counts[name] += n
 
 
-def warn_once(key: str, message: str, *args: object, exc: BaseException | None = None) -> None:
-    """Log ``message`` at WARNING (with ``exc``'s traceback) the first time ``key`` is seen."""
+def _first_time(key: str) -> bool:
+    """True the first time ``key`` is seen; call with ``_lock`` held."""
+    if key in _warned:
+        _warned.move_to_end(key)
+        return False
+    _warned[key] = None
+    if len(_warned) > WARNED_KEYS_MAX:
+        _warned.popitem(last=False)
+    return True
+
+
+def warn_once(
+    key: str,
+    message: str,
+    *args: object,
+    exc: BaseException | None = None,
+    level: int = logging.WARNING,
+) -> None:
+    """Log ``message`` at ``level`` (with ``exc``'s traceback) the first time ``key`` is seen.
+
+    Only the latest ``WARNED_KEYS_MAX`` keys are remembered: a key that fell out (one not seen
+    for that many other keys) is logged again.
+    """
     with _lock:
-        if key in _warned:
+        if not _first_time(key):
             return
-        _warned.add(key)
     exc_info = None if exc is None else (type(exc), exc, exc.__traceback__)
-    logger.warning(message, *args, exc_info=exc_info)
+    logger.log(level, message, *args, exc_info=exc_info)
 
 
 def record_fault(where: str, exc: BaseException) -> None:
@@ -36,8 +60,7 @@ def record_fault(where: str, exc: BaseException) -> None:
     name = f"faults.{where}"
     with _lock:
         _counts[name] += 1
-        first = name not in _warned
-        _warned.add(name)
+        first = _first_time(name)
     if first:
         logger.warning(
             "agentsession: internal fault in %s (recording goes on; further faults there are "
@@ -60,3 +83,13 @@ def reset_stats() -> None:
     with _lock:
         _counts.clear()
         _warned.clear()
+
+
+def _reset_lock_in_child() -> None:
+    # A thread of the parent may have held the lock at fork(); it does not exist in the child.
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)

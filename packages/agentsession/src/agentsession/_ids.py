@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import threading
@@ -10,8 +9,7 @@ import time
 import uuid
 
 from ._errors import InvalidSessionIdError
-
-logger = logging.getLogger("agentsession")
+from ._health import warn_once
 
 MAX_SESSION_ID_LENGTH = 199
 _PRINTABLE_ASCII = re.compile(r"[\x20-\x7e]+")
@@ -81,7 +79,9 @@ def validate_session_id(session_id: object) -> str:
         raise InvalidSessionIdError(problem)
     assert isinstance(session_id, str)
     if is_weak_session_id(session_id):
-        logger.warning(
+        # Once per id: the same id is validated at every turn of its conversation.
+        warn_once(
+            f"weak_session_id:{session_id}",
             "session_id %r is easy to collide with; prefer a UUID or 'user_<id>_conv_<id>'",
             session_id,
         )
@@ -101,3 +101,13 @@ def new_trace_id() -> str:
 def new_span_id() -> str:
     """A W3C/OpenTelemetry span id: 16 lowercase hex digits."""
     return os.urandom(8).hex()
+
+
+def _reset_lock_in_child() -> None:
+    # A thread of the parent may have held the lock at fork(); it does not exist in the child.
+    global _uuid7_lock
+    _uuid7_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_lock_in_child)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
+from ._emitter import Emitter
 from ._errors import InvalidScoreError
 from ._ids import validate_session_id
 from ._models import Score
-from ._worker import Emitter, emitter_for
+from ._worker import emitter_for
 from .backends._base import SessionWriter
 from .backends._registry import backend_from_url
 

@@ -19,13 +19,26 @@ if TYPE_CHECKING:
     from ._state import StateSnapshot
     from ._tracker import SessionTracker
 
-__all__ = ["StepHandle", "ToolCallRecord"]
+__all__ = ["StepHandle", "ToolCallRecord", "describe_error"]
 
 _MAX_ERROR_CHARS = 4_000
 
 
 def _utc(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc)
+
+
+def describe_error(error: BaseException) -> str:
+    """``Type: message``, or the type's name alone when the message is empty or unreadable.
+
+    An exception whose ``__str__`` raises must not replace the one being recorded.
+    """
+    name = type(error).__name__
+    try:
+        message = str(error)
+    except Exception:
+        return name
+    return f"{name}: {message}" if message else name
 
 
 class ToolCallRecord:
@@ -195,7 +208,7 @@ class StepHandle:
             return
         if isinstance(error, BaseException):
             cancelled = isinstance(error, (asyncio.CancelledError, KeyboardInterrupt))
-            text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            text = describe_error(error)
         else:
             cancelled = False
             text = str(error)

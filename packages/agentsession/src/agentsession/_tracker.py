@@ -3,28 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from contextvars import Token
 from datetime import datetime, timezone
 from types import MappingProxyType, TracebackType
 from typing import Any, get_args
 
 from ._capture import CapturePolicy, Mask
-from ._config import StateOverflow, get_settings
+from ._config import get_settings
 from ._context import Scope, current_scope, enter_scope, exit_scope
 from ._dialects import Dialect, build_session_headers, parse_dialects
+from ._emitter import Emitter
 from ._headers import check_header_value
 from ._health import count, warn_once
 from ._ids import new_session_id, new_span_id, new_trace_id, validate_session_id
 from ._models import Score, SessionEnded, SessionStarted, SessionStatus
 from ._scores import new_score
-from ._state import StateSnapshot, StateStore, compact_json
-from ._step import StepHandle, ToolCallRecord
-from ._worker import Emitter, emitter_for
+from ._state import StateOverflow, StateSnapshot, StateStore, compact_json
+from ._step import StepHandle, ToolCallRecord, describe_error
+from ._worker import emitter_for, emitter_for_url
 from .backends._base import SessionWriter
-from .backends._registry import backend_from_url
 
 __all__ = ["SessionTracker"]
 
@@ -75,10 +75,15 @@ class SessionTracker:
             if parent_trace_id is None
             else check_header_value("parent_trace_id", parent_trace_id)
         )
-        self._backend = backend_from_url(backend) if isinstance(backend, str) else backend
-        self._emitter: Emitter | None = (
-            None if self._backend is None else emitter_for(self._backend)
-        )
+        self._emitter: Emitter | None
+        if isinstance(backend, str):
+            # One backend and writer per URL: a tracker per conversation must not open a
+            # connection and a thread each.
+            self._emitter = emitter_for_url(backend)
+            self._backend: SessionWriter | None = self._emitter.backend
+        else:
+            self._emitter = None if backend is None else emitter_for(backend)
+            self._backend = backend
         self.max_steps = settings.max_steps if max_steps is None else max_steps
         self.timeout_s = settings.timeout_s if timeout_s is None else timeout_s
         self.header_prefix = header_prefix or settings.header_prefix
@@ -113,7 +118,6 @@ class SessionTracker:
         self._last_activity = time.monotonic()
         self.dropped_steps = 0
         """Steps not recorded because ``max_steps`` was reached or the session had ended."""
-        self._scope_tokens: list[Token[Scope | None]] = []
 
     # -- identity and lifecycle --------------------------------------------------------------
     @property
@@ -179,6 +183,10 @@ class SessionTracker:
             if self._end_status is not None:
                 return
             self._end_status = status
+            lost_tool_calls = len(self._pending_tool_calls)
+            self._pending_tool_calls = []
+        if lost_tool_calls:
+            self._count_lost_tool_calls(lost_tool_calls)
         self._sink().emit(
             SessionEnded(
                 session_id=self._session_id,
@@ -209,7 +217,7 @@ class SessionTracker:
 
     def __enter__(self) -> SessionTracker:
         self.start()
-        self._scope_tokens.append(enter_scope(Scope(self)))
+        enter_scope(self, Scope(self))
         return self
 
     def __exit__(
@@ -218,14 +226,13 @@ class SessionTracker:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if self._scope_tokens:
-            exit_scope(self._scope_tokens.pop())
+        exit_scope(self)
         if exc is None:
             self.end()
         elif isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt)):
             self.end("cancelled", f"{type(exc).__name__}")
         else:
-            self.end("failed", f"{type(exc).__name__}: {exc}")
+            self.end("failed", describe_error(exc))
 
     async def __aenter__(self) -> SessionTracker:
         return self.__enter__()
@@ -457,6 +464,18 @@ class SessionTracker:
             "agentsession: session %r records no more steps: %s (counted in dropped_steps)",
             self._session_id,
             reason,
+        )
+
+    def _count_lost_tool_calls(self, lost: int) -> None:
+        count("dropped.tool_calls", lost)
+        warn_once(
+            "dropped.tool_calls",
+            "agentsession: session %r ended with %d tool call(s) recorded after its last step; "
+            "they belong to no step and are not stored (counted in "
+            "agentsession.get_stats()['dropped.tool_calls'])",
+            self._session_id,
+            lost,
+            level=logging.INFO,
         )
 
     def _sink(self) -> Emitter:

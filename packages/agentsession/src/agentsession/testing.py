@@ -16,11 +16,12 @@ from contextlib import contextmanager
 
 from ._config import ENV_PREFIX, reset_settings
 from ._context import live_sessions
+from ._emitter import Emitter, live_emitters
 from ._fake_openai import FakeOpenAIServer, FakeReply, RecordedRequest
 from ._health import reset_stats
 from ._models import SessionEvent, SessionSummary, Step
 from ._pricing import get_price_table, set_price_table
-from ._worker import Emitter, _by_backend, _live_emitters, set_default_backend, swap_default_emitter
+from ._worker import emitter_for, forget_closed_emitters, swap_default_emitter
 from .backends._memory import MemoryBackend
 
 __all__ = [
@@ -74,28 +75,28 @@ def isolated() -> Iterator[CapturedSessions]:
     Inside: no ``AGENTSESSION_*`` variable is set (the backend URL is ``memory://``), settings
     are read anew, counters are zero, no session is known by id, the default price table is in
     force and the default backend is a fresh in-memory one (yielded), written by the background
-    worker as in production. Emitters made inside are closed on the way out. Meant for an
-    autouse fixture, so that tests cannot leak sessions or settings into each other.
+    worker as in production. Emitters made inside are closed on the way out, and the default
+    backend in force before the block is put back. Meant for an autouse fixture, so that tests
+    cannot leak sessions or settings into each other.
     """
     saved_environment = {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIX)}
     for name in saved_environment:
         del os.environ[name]
     os.environ[f"{ENV_PREFIX}BACKEND_URL"] = "memory://"
     price_table = get_price_table()
-    emitters_before = set(_live_emitters.snapshot())
+    emitters_before = set(live_emitters.snapshot())
     _reset_process_state()
     captured = CapturedSessions()
-    set_default_backend(captured)
+    emitter = emitter_for(captured)
     try:
-        yield captured
+        with swap_default_emitter(emitter):
+            yield captured
     finally:
-        set_default_backend(None)
-        for emitter in _live_emitters.snapshot():
-            if emitter not in emitters_before:
-                emitter.close(timeout=5.0)
-        for key, emitter in list(_by_backend.items()):
-            if emitter._closed:
-                _by_backend.pop(key, None)
+        emitter.close(timeout=5.0)
+        for other in live_emitters.snapshot():
+            if other not in emitters_before:
+                other.close(timeout=5.0)
+        forget_closed_emitters()
         del os.environ[f"{ENV_PREFIX}BACKEND_URL"]
         os.environ.update(saved_environment)
         set_price_table(price_table)

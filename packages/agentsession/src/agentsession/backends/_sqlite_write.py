@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from agentsession._health import count
 from agentsession._models import Score, SessionEnded, SessionEvent, SessionStarted, Step
 
 from ._base import event_time
@@ -181,12 +182,18 @@ class BatchWriter:
                 delta.add_step(event, row[STARTED_AT], row[ENDED_AT])
             else:
                 delta.add(event)
+        duplicates = 0
         if rows:
             conn = self._conn
             last_rowid = conn.execute("SELECT coalesce(max(rowid), 0) FROM steps").fetchone()[0]
-            if conn.executemany(INSERT_STEP, rows).rowcount != len(rows):
+            duplicates = len(rows) - conn.executemany(INSERT_STEP, rows).rowcount
+            if duplicates:
                 deltas = self._refold_inserted(events, deltas, last_rowid)
         self._apply(deltas.values())
+        if duplicates:
+            # Counted once the batch went through (only its COMMIT is left), so that a batch
+            # rolled back and retried is not counted twice.
+            count("dropped.duplicate_step", duplicates)
 
     def _session(self, first: SessionEvent) -> _KnownSession:
         """The row of ``first``'s session, created as a SummaryBuilder would start it if new."""
