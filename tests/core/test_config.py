@@ -151,6 +151,35 @@ def test_configure_rejects_unknown_names() -> None:
     assert get_settings() == before
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("state_overflow", "drop"),
+        ("queue_size", 0),
+        ("state_limit_bytes", 1),
+        ("header_prefix", "X Bad"),
+        ("header_dialects", ("traceforge", "zipkin")),
+        ("timeout_s", -1.0),
+    ],
+)
+def test_configure_rejects_values_the_variable_would_not_take(name: str, value: object) -> None:
+    """configure() refuses a bad value with ValueError naming the setting, and changes nothing."""
+    before = get_settings()
+    with pytest.raises(ValueError, match=f"configure\\({name}="):
+        configure(**{name: value})
+    assert get_settings() == before
+    SessionTracker("cfg-still-works")  # a bad value never reaches the trackers
+
+
+def test_configure_takes_typed_values() -> None:
+    """configure() keeps well-typed values as they are (bools, numbers, None, dialect lists)."""
+    settings = configure(
+        sync=True, max_steps=None, flush_interval_s=0.5, header_dialects=["helicone", "baggage"]
+    )
+    assert (settings.sync, settings.max_steps, settings.flush_interval_s) == (True, None, 0.5)
+    assert settings.header_dialects == ("helicone", "baggage")
+
+
 def test_settings_are_immutable() -> None:
     """A Settings object cannot be changed in place; configure() is the way."""
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -1,7 +1,8 @@
 """agentsession: every LLM call an agent makes becomes a numbered step of a session.
 
-Start with :class:`SessionTracker` or :func:`using_session`; adapters for LangChain,
-LlamaIndex and AutoGen live in their own distributions.
+Start with :class:`SessionTracker` or :func:`using_session`. Framework adapters are separate
+distributions built on this core; :func:`instrument_http_client` and ``agentsession proxy``
+record any OpenAI-compatible client without one.
 """
 
 from __future__ import annotations

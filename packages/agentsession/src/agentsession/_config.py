@@ -5,14 +5,15 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import re
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from ._dialects import DEFAULT_HEADER_BUDGET_BYTES, Dialect, parse_dialects
+from ._headers import DEFAULT_HEADER_PREFIX, header_names
+from ._state import StateOverflow
 
 logger = logging.getLogger("agentsession")
 
@@ -20,7 +21,6 @@ __all__ = ["ENV_PREFIX", "Settings", "configure", "get_settings"]
 
 ENV_PREFIX = "AGENTSESSION_"
 DEFAULT_DB_PATH = Path(".agentsession") / "sessions.db"
-StateOverflow = Literal["truncate", "error"]
 T = TypeVar("T")
 
 
@@ -40,7 +40,7 @@ class Settings:
     """Cap on a state snapshot's compact UTF-8 JSON."""
     state_overflow: StateOverflow = "truncate"
     """``truncate``: the largest values become a marker; ``error``: raise StateTooLargeError."""
-    header_prefix: str = "X-TraceForge"
+    header_prefix: str = DEFAULT_HEADER_PREFIX
     """Prefix of the headers ``get_headers()`` builds and ``parse_headers()`` reads."""
     header_dialects: tuple[Dialect, ...] = ("traceforge",)
     """Which proxies' headers ``get_headers()`` writes: traceforge, helicone, litellm, baggage."""
@@ -61,7 +61,6 @@ class Settings:
 
 
 _PARSERS: dict[str, Callable[[str], Any]] = {}
-_HEADER_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 
 
 def _parse_bool(raw: str) -> bool:
@@ -103,8 +102,7 @@ def _parse_state_limit(raw: str) -> int:
 
 def _parse_header_prefix(raw: str) -> str:
     # Checked here so that a bad variable is ignored, not raised from every get_headers().
-    if not _HEADER_TOKEN.fullmatch(raw):
-        raise ValueError("expected letters, digits and '-' (an HTTP header name token)")
+    header_names(raw)
     return raw
 
 
@@ -168,16 +166,28 @@ def get_settings() -> Settings:
 def configure(**overrides: Any) -> Settings:
     """Change settings for this process, e.g. ``configure(sync=True, backend_url="memory://")``.
 
-    Unknown names raise TypeError. Trackers created afterwards use the new values; the default
+    Unknown names raise TypeError; a value its environment variable would not accept raises
+    ValueError naming the setting. Trackers created afterwards use the new values; the default
     backend is rebuilt the next time it is needed if ``backend_url`` changed.
     """
     global _settings
     unknown = set(overrides) - {f.name for f in dataclasses.fields(Settings)}
     if unknown:
         raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    checked = {name: _checked(name, value) for name, value in overrides.items()}
     with _lock:
-        _settings = dataclasses.replace(_settings or settings_from_env(), **overrides)
+        _settings = dataclasses.replace(_settings or settings_from_env(), **checked)
         return _settings
+
+
+def _checked(name: str, value: Any) -> Any:
+    # The same rules as the environment variable, so that a bad value fails here and not in
+    # every SessionTracker() built afterwards.
+    raw = value if name == "header_dialects" and not isinstance(value, str) else str(value)
+    try:
+        return _PARSERS[name](raw)
+    except ValueError as exc:
+        raise ValueError(f"configure({name}={value!r}): {exc}") from None
 
 
 def reset_settings() -> None:

@@ -86,9 +86,6 @@ class PriceTable:
             return None
         return price.cost(input_tokens or 0, output_tokens or 0)
 
-    def __contains__(self, model: object) -> bool:
-        return isinstance(model, str) and self.price_of(model) is not None
-
 
 _lock = threading.Lock()
 _table = PriceTable.default()

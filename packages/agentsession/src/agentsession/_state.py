@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Literal
 
 from pydantic_core import PydanticSerializationError, from_json, to_json, to_jsonable_python
@@ -41,12 +40,11 @@ def _marker_json(original_bytes: int) -> bytes:
 class StateSnapshot:
     """An immutable state snapshot: its compact UTF-8 JSON, decoded lazily on demand."""
 
-    __slots__ = ("_ascii", "_value", "json", "truncated_keys")
+    __slots__ = ("_ascii", "json", "truncated_keys")
 
     def __init__(self, encoded: bytes, truncated_keys: tuple[str, ...] = ()) -> None:
         self.json = encoded
         self.truncated_keys = truncated_keys
-        self._value: Mapping[str, Any] | None = None
         self._ascii: str | None = None
 
     @property
@@ -61,13 +59,6 @@ class StateSnapshot:
         """A fresh, mutable copy of the snapshot."""
         value: dict[str, Any] = from_json(self.json)
         return value
-
-    @property
-    def value(self) -> Mapping[str, Any]:
-        """A read-only view of the snapshot, decoded once."""
-        if self._value is None:
-            self._value = MappingProxyType(self.to_dict())
-        return self._value
 
     def ascii_json(self) -> str:
         """The snapshot as ASCII-only JSON (non-ASCII as \\u escapes): safe for an HTTP header."""

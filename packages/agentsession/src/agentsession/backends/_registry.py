@@ -7,7 +7,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from ._base import Backend, SessionWriter
+from ._base import SessionWriter
 
 __all__ = ["ENTRY_POINT_GROUP", "backend_from_url"]
 
@@ -61,8 +61,3 @@ def backend_from_url(url: str) -> SessionWriter:
             return backend
     known = sorted({*_BUILT_IN, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))})
     raise ValueError(f"unknown backend URL scheme {scheme!r} in {url!r}; known: {', '.join(known)}")
-
-
-def is_readable(backend: SessionWriter) -> bool:
-    """True when the backend also answers queries."""
-    return isinstance(backend, Backend)
