@@ -17,6 +17,7 @@ from agentsession import (
     InvalidSessionIdError,
     MemoryBackend,
     SessionEvent,
+    SessionSummary,
     SessionTracker,
     Step,
     current_session,
@@ -167,6 +168,22 @@ def test_evicted_session_continues_after_its_still_queued_steps(
         "first-2",
         "again",
     ]
+
+
+def test_a_just_generated_id_does_not_read_the_backend() -> None:
+    """get_or_create(new=True) skips the backend read; an id seen for the first time does it."""
+    reads: list[str] = []
+
+    class CountingBackend(MemoryBackend):
+        def get_session(self, session_id: str) -> SessionSummary | None:
+            reads.append(session_id)
+            return super().get_session(session_id)
+
+    set_default_backend(CountingBackend())
+    live_sessions.get_or_create("ctx-generated-0001", None, (), None, new=True)
+    assert reads == []
+    live_sessions.get_or_create("ctx-from-a-header-0001", None, (), None)
+    assert reads == ["ctx-from-a-header-0001"]
 
 
 def test_decorated_function_runs_in_the_session() -> None:

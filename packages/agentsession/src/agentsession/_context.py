@@ -133,7 +133,11 @@ class _LiveSessions:
         user_id: str | None,
         tags: tuple[str, ...],
         metadata: Mapping[str, Any] | None,
+        *,
+        new: bool = False,
     ) -> SessionTracker:
+        """The tracker of ``session_id``, made on first sight; ``new`` skips looking for where
+        a stored session left off (the id was just generated, so nothing can be stored)."""
         from ._tracker import SessionTracker
 
         with self._lock:
@@ -143,10 +147,10 @@ class _LiveSessions:
                 return tracker
             remembered = self._next_index.get(session_id)
         tracker = SessionTracker(session_id, user_id=user_id, tags=tags, metadata=metadata)
-        if remembered is None:
-            _resume_from_backend(tracker)
-        else:
+        if remembered is not None:
             tracker._resume(remembered)
+        elif not new:
+            _resume_from_backend(tracker)
         with self._lock:
             existing = self._trackers.setdefault(session_id, tracker)
             self._trackers.move_to_end(session_id)

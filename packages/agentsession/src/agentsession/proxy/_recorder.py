@@ -178,7 +178,7 @@ class Recorder:
             tracker = live_sessions.get_or_create(session.session_id, None, (), None)
         elif self.auto_session_id:
             # Registered as live, so that the client's next call with this id continues it.
-            tracker = live_sessions.get_or_create(new_session_id(), None, (), None)
+            tracker = live_sessions.get_or_create(new_session_id(), None, (), None, new=True)
         else:
             return RecordedCall(self, None, None, tuple(problems))
         recorded = self._recorded_indexes.setdefault(tracker, set())
