@@ -525,3 +525,29 @@ def test_backend_url_selects_a_backend() -> None:
     """A tracker can be given a backend URL instead of an object."""
     tracker = SessionTracker("trk-url-backend", backend="memory://")
     assert isinstance(tracker.backend, MemoryBackend)
+
+
+def test_indexes_handed_in_out_of_order_are_kept() -> None:
+    """A receiver's indexes arriving 2, 0, 1 are recorded as given; the counter moves past 2."""
+    tracker = SessionTracker("trk-out-of-order-0001", backend=MemoryBackend())
+    got = [tracker.begin_step(step_index=i).step_index for i in (2, 0, 1)]
+    assert got == [2, 0, 1]
+    assert tracker.step_index == 3
+    assert tracker.begin_step().step_index == 3
+
+
+def test_an_index_handed_in_twice_becomes_the_next_step() -> None:
+    """Headers computed once resend index 0: the second call is recorded as the next index."""
+    tracker = SessionTracker("trk-reused-index-0001", backend=MemoryBackend())
+    got = [tracker.begin_step(step_index=0).step_index for _ in range(3)]
+    assert got == [0, 1, 2]
+    assert tracker.begin_step(step_index=1).step_index == 3
+
+
+def test_a_resumed_session_treats_stored_indexes_as_taken() -> None:
+    """After resuming at 5, an index below 5 handed in again is not reused."""
+    tracker = SessionTracker("trk-resumed-index-0001", backend=MemoryBackend())
+    tracker._resume(5)
+    assert tracker.begin_step(step_index=3).step_index == 5
+    assert tracker.begin_step(step_index=7).step_index == 7
+    assert tracker.begin_step(step_index=6).step_index == 6

@@ -21,18 +21,17 @@ from urllib.parse import urlsplit
 
 from ._config import get_settings
 from ._models import SessionFilter, SessionStatus, SessionSummary, Step
+from ._serving import EXIT_ERROR, EXIT_OK
 from ._text import parse_utc
 from ._timeline import render_session_list, render_timeline
 from .backends._base import Backend
-from .backends._registry import _path_of, backend_from_url
+from .backends._registry import backend_from_url, path_of_url
 from .explorer._cli import add_serve_command
 from .proxy._cli import add_proxy_command, run_proxy
 
 __all__ = ["main"]
 
-EXIT_OK = 0
 EXIT_NOT_FOUND = 1
-EXIT_ERROR = 2
 EXIT_BROKEN_PIPE = 141
 """What a shell reports for a command killed by SIGPIPE, as in ``agentsession ... | head``."""
 
@@ -180,7 +179,7 @@ def _open_backend(url: str | None) -> Backend:
     url = url or get_settings().backend_url
     if urlsplit(url).scheme.lower() in _FILE_SCHEMES:
         try:
-            path = _path_of(url)
+            path = path_of_url(url)
         except ValueError as exc:
             raise _CliError(str(exc)) from None
         if not path.exists():

@@ -8,14 +8,20 @@ service downstream. Every value is printable ASCII without CR/LF, whatever the i
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, Literal, get_args
 from urllib.parse import quote
 
 from ._headers import build_headers, header_names
 from ._health import count, warn_once
-from ._state import StateOverflow, StateSnapshot, join_object, object_size, shrink_largest
+from ._state import (
+    StateOverflow,
+    StateSnapshot,
+    ascii_json,
+    join_object,
+    object_size,
+    shrink_largest,
+)
 
 __all__ = [
     "BAGGAGE_HEADER",
@@ -175,8 +181,8 @@ def fit_state_header(
 def _truncated_state(state: StateSnapshot, budget_bytes: int) -> tuple[str, tuple[str, ...]] | None:
     # The same rule as the state's own cap, measured on the ASCII JSON the header carries.
     values = state.to_dict()
-    keys = {key: _ascii_json(key) for key in values}
-    encoded = {key: _ascii_json(value) for key, value in values.items()}
+    keys = {key: ascii_json(key).encode() for key in values}
+    encoded = {key: ascii_json(value).encode() for key, value in values.items()}
     shrunk, cut, size = shrink_largest(encoded, object_size(keys, encoded), budget_bytes)
     if size > budget_bytes:
         return None
@@ -244,7 +250,3 @@ def _text(value: Any) -> str:
         return ""
     text = str(value).strip()[:_NAME_CHARACTERS].strip()
     return _encode(text, _TEXT_SAFE)
-
-
-def _ascii_json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=True, separators=(",", ":")).encode("ascii")

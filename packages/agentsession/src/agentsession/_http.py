@@ -82,9 +82,7 @@ def label_request(request: Any, bound: SessionTracker | None) -> None:
             del headers[BAGGAGE_HEADER]
         if baggage is not None:
             headers[BAGGAGE_HEADER] = baggage
-    for name, value in ours.items():
-        # HTTP cannot carry a value's surrounding spaces (h11 refuses to send them).
-        headers[name] = value.strip(" \t")
+    headers.update(ours)
     request.extensions[_LABEL] = tracker
 
 

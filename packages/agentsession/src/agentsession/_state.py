@@ -17,6 +17,7 @@ __all__ = [
     "StateSnapshot",
     "StateStore",
     "TRUNCATED_MARKER_KEY",
+    "ascii_json",
     "compact_json",
     "join_object",
     "object_size",
@@ -63,8 +64,13 @@ class StateSnapshot:
     def ascii_json(self) -> str:
         """The snapshot as ASCII-only JSON (non-ASCII as \\u escapes): safe for an HTTP header."""
         if self._ascii is None:
-            self._ascii = json.dumps(self.to_dict(), ensure_ascii=True, separators=(",", ":"))
+            self._ascii = ascii_json(self.to_dict())
         return self._ascii
+
+
+def ascii_json(value: Any) -> str:
+    """Compact JSON with non-ASCII as \\u escapes: what a state header carries."""
+    return json.dumps(value, ensure_ascii=True, separators=(",", ":"))
 
 
 EMPTY_SNAPSHOT = StateSnapshot(b"{}")

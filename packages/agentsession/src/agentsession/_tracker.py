@@ -19,6 +19,7 @@ from ._emitter import Emitter
 from ._headers import check_header_value
 from ._health import count, warn_once
 from ._ids import new_session_id, new_span_id, new_trace_id, validate_session_id
+from ._indexes import TakenIndexes
 from ._models import Score, SessionEnded, SessionStarted, SessionStatus
 from ._scores import new_score
 from ._state import StateOverflow, StateSnapshot, StateStore, compact_json
@@ -112,6 +113,9 @@ class SessionTracker:
         self._next_index = 0
         self._pending_tool_calls: list[ToolCallRecord] = []
         self._local_steps = 0
+        # Made on the first index handed in from outside (a proxy reading headers): from then on
+        # every recorded index is taken here, so a reused one is caught.
+        self._taken: TakenIndexes | None = None
         self._latest_trace_id: str | None = None
         self._started = False
         self._end_status: SessionStatus | None = None
@@ -395,7 +399,9 @@ class SessionTracker:
         Thread-safe: concurrent calls get unique, gap-free indexes in start order. Past
         ``max_steps`` or after ``end()`` the handle is inert and the step is only counted.
         A receiving server that read ``step_index`` and ``state`` from a request's headers
-        passes them; the counter then moves past that index.
+        passes them; the counter then moves past that index. An index already recorded in this
+        session is not used twice: the step gets the next one (compare the handle's
+        ``step_index`` with the one you asked for).
         """
         if not self._started:
             self.start()
@@ -414,8 +420,7 @@ class SessionTracker:
                 self.max_steps is None or self._next_index < self.max_steps
             )
             if recorded:
-                index = self._next_index if step_index is None else step_index
-                self._next_index = max(self._next_index, index + 1)
+                index = self._claim_index(step_index)
                 self._local_steps += 1
                 tool_calls = self._pending_tool_calls
                 self._pending_tool_calls = []
@@ -448,6 +453,21 @@ class SessionTracker:
             metadata=metadata,
             recorded=recorded,
         )
+
+    def _claim_index(self, requested: int | None) -> int:
+        """The index a new step gets (under the lock): ``requested`` unless already taken."""
+        if requested is not None and self._taken is None:
+            self._taken = TakenIndexes(self._next_index)
+        taken = self._taken
+        if taken is None:
+            index = self._next_index
+        elif requested is not None and taken.take(requested):
+            index = requested
+        else:  # no index given, or one already recorded (headers computed once and resent)
+            index = self._next_index
+            taken.take(index)
+        self._next_index = max(self._next_index, index + 1)
+        return index
 
     def _finish_step(self, handle: StepHandle) -> None:
         self._last_activity = time.monotonic()

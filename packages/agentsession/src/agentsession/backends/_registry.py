@@ -9,13 +9,13 @@ from urllib.parse import unquote, urlsplit
 
 from ._base import SessionWriter
 
-__all__ = ["ENTRY_POINT_GROUP", "backend_from_url"]
+__all__ = ["ENTRY_POINT_GROUP", "backend_from_url", "path_of_url"]
 
 ENTRY_POINT_GROUP = "agentsession.backends"
 """Plug-ins register ``scheme = "package.module:factory"`` here; the factory gets the URL."""
 
 
-def _path_of(url: str) -> Path:
+def path_of_url(url: str) -> Path:
     """File-URL rules: ``sqlite:///abs/x.db`` is absolute, ``sqlite://x.db`` relative to the cwd."""
     parts = urlsplit(url)
     raw = unquote(parts.netloc + parts.path)
@@ -33,13 +33,13 @@ def _memory(url: str) -> SessionWriter:
 def _jsonl(url: str) -> SessionWriter:
     from ._jsonl import JsonlBackend
 
-    return JsonlBackend(_path_of(url))
+    return JsonlBackend(path_of_url(url))
 
 
 def _sqlite(url: str) -> SessionWriter:
     from ._sqlite import SQLiteBackend
 
-    return SQLiteBackend(_path_of(url))
+    return SQLiteBackend(path_of_url(url))
 
 
 _BUILT_IN: dict[str, Callable[[str], SessionWriter]] = {

@@ -11,7 +11,6 @@ import json
 import re
 from dataclasses import dataclass
 from typing import Any
-from weakref import WeakKeyDictionary
 
 from .._context import live_sessions
 from .._headers import header_names, parse_headers, response_header_names
@@ -147,8 +146,6 @@ class Recorder:
         names = (*response_header_names(header_prefix), f"{header_prefix}-Warning")
         self.response_header_names = tuple(name.lower().encode("ascii") for name in names)
         self._index_header = header_names(header_prefix)[1]
-        # Step indexes recorded per live session, to catch headers computed once and resent.
-        self._recorded_indexes: WeakKeyDictionary[SessionTracker, set[int]] = WeakKeyDictionary()
 
     def open(
         self, headers: list[tuple[bytes, bytes]], endpoint: Endpoint | None, body: bytes
@@ -181,17 +178,6 @@ class Recorder:
             tracker = live_sessions.get_or_create(new_session_id(), None, (), None, new=True)
         else:
             return RecordedCall(self, None, None, tuple(problems))
-        recorded = self._recorded_indexes.setdefault(tracker, set())
-        step_index = session.step_index
-        if step_index is not None and step_index in recorded:
-            # The same index again: default_headers computed once. Each call is still a step.
-            problem = (
-                f"{self._index_header}: step {step_index} of this session was already recorded; "
-                "this call is recorded as the next step (are the headers computed only once?)"
-            )
-            _warn("duplicate step index", problem)
-            problems.append(problem)
-            step_index = None
         model, captured_input = _request_fields(body, endpoint)
         step = tracker.begin_step(
             kind=endpoint.kind,
@@ -199,12 +185,18 @@ class Recorder:
             framework="proxy",
             model=model,
             input=captured_input,
-            step_index=step_index,
+            step_index=session.step_index,
             state=session.state,
             parent_trace_id=session.parent_trace_id,
         )
-        if step.recorded:
-            recorded.add(step.step_index)
+        if step.recorded and session.step_index not in (None, step.step_index):
+            # The same index again: default_headers computed once. Each call is still a step.
+            problem = (
+                f"{self._index_header}: step {session.step_index} of this session was already "
+                f"recorded; this call is step {step.step_index} (are the headers computed once?)"
+            )
+            _warn("duplicate step index", problem)
+            problems.append(problem)
         return RecordedCall(self, tracker, step, tuple(problems))
 
 
