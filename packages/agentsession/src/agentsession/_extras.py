@@ -1,4 +1,5 @@
-"""Parts of agentsession that need an extra (``proxy``, ``explorer``): what is missing, imports.
+"""Parts of agentsession that need an extra (``proxy``, ``explorer``, ``otel``): what is missing,
+imports.
 
 Such a package imports its dependencies only when its app is asked for (PEP 562), so that
 ``agentsession`` and its command line work without them and say how to install them.
@@ -19,9 +20,16 @@ def missing_modules(*requirements: str | tuple[str, ...]) -> list[str]:
     missing = []
     for requirement in requirements:
         first, *others = (requirement,) if isinstance(requirement, str) else requirement
-        if all(find_spec(name) is None for name in (first, *others)):
+        if not any(_importable(name) for name in (first, *others)):
             missing.append(f"{first} (or {', '.join(others)})" if others else first)
     return missing
+
+
+def _importable(name: str) -> bool:
+    try:
+        return find_spec(name) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 def lazy_exports(

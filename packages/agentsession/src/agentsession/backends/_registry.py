@@ -1,4 +1,6 @@
-"""Choosing a backend by URL: ``memory://``, ``jsonl:///path``, ``sqlite:///path`` or a plug-in."""
+"""Choosing a backend by URL: ``memory://``, ``jsonl:///path``, ``sqlite:///path``,
+``otlp+http://host:port/v1/traces`` (and ``otlp+https``, ``otlp+grpc``, ``otlp+grpcs``) or a
+plug-in."""
 
 from __future__ import annotations
 
@@ -42,10 +44,21 @@ def _sqlite(url: str) -> SessionWriter:
     return SQLiteBackend(path_of_url(url))
 
 
+def _otlp(url: str) -> SessionWriter:
+    # ImportError naming the ``otel`` extra when OpenTelemetry is not installed.
+    from ..otel import OTelBackend
+
+    return OTelBackend.from_url(url)
+
+
 _BUILT_IN: dict[str, Callable[[str], SessionWriter]] = {
     "memory": _memory,
     "jsonl": _jsonl,
     "sqlite": _sqlite,
+    "otlp+http": _otlp,
+    "otlp+https": _otlp,
+    "otlp+grpc": _otlp,
+    "otlp+grpcs": _otlp,
 }
 
 
