@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Callable
 from datetime import timezone
 
 import pytest
 
-from agentsession import SessionTracker, Step
+from agentsession import SessionTracker, Step, current_step
 
 StepsOf = Callable[[str], list[Step]]
 
@@ -166,3 +167,35 @@ def test_unrecorded_step_can_still_be_closed(steps_of: StepsOf) -> None:
     extra.end("ignored")
     tracker.begin_step().fail("ignored too")
     assert len(steps_of("step-unrecorded")) == 1
+
+
+def test_activated_step_is_current_until_it_ends() -> None:
+    """activate() makes a step current for HTTP hooks; once it ends it is current no more."""
+    tracker = SessionTracker()
+    step = tracker.begin_step()
+    step.activate()
+    assert current_step() is step
+    step.end("done")
+    assert current_step() is None
+
+
+def test_deactivate_restores_the_previous_step() -> None:
+    """deactivate() gives the context back the step that was current before activate()."""
+    tracker = SessionTracker()
+    outer, inner = tracker.begin_step(), tracker.begin_step()
+    with outer:
+        token = inner.activate()
+        assert current_step() is inner
+        inner.deactivate(token)
+        assert current_step() is outer
+
+
+def test_deactivate_in_another_context_clears_the_current_step() -> None:
+    """A token used outside its context does not raise: the current step is cleared instead."""
+    tracker = SessionTracker()
+    step = tracker.begin_step()
+    token = contextvars.copy_context().run(step.activate)
+    with tracker.begin_step() as other:
+        assert current_step() is other
+        step.deactivate(token)
+        assert current_step() is None

@@ -55,11 +55,14 @@ _current_step: contextvars.ContextVar[StepHandle | None] = contextvars.ContextVa
 
 
 def current_step() -> StepHandle | None:
-    """The step opened with ``with tracker.begin_step(...)`` around the code running now.
+    """The step in flight around the code running now (``with step:`` or ``step.activate()``).
 
-    An HTTP hook uses it to send that step's index instead of allocating a new one.
+    An HTTP hook uses it to send that step's index instead of allocating a new one. A step that
+    has ended is no longer current, even in a context that still holds it: an adapter that
+    activated a step on a framework's start event may see its end in another context.
     """
-    return _current_step.get()
+    step = _current_step.get()
+    return None if step is None or step.ended else step
 
 
 def current_scope() -> Scope | None:

@@ -236,8 +236,25 @@ class StepHandle:
         if self.recorded:
             self._tracker._finish_step(self)
 
+    def activate(self) -> Token[StepHandle | None]:
+        """Make this step :func:`current_step` in this context until it ends.
+
+        What ``with step:`` does on entry, for adapters whose framework reports a call's start
+        and end as separate callbacks. Pass the token to :meth:`deactivate` to give the
+        context back its previous step sooner (e.g. between the chunks of a stream).
+        """
+        return _current_step.set(self)
+
+    @staticmethod
+    def deactivate(token: Token[StepHandle | None]) -> None:
+        """Undo :meth:`activate`; in another context than it ran in, clear the current step."""
+        try:
+            _current_step.reset(token)
+        except ValueError:
+            _current_step.set(None)
+
     def __enter__(self) -> StepHandle:
-        self._context_token = _current_step.set(self)
+        self._context_token = self.activate()
         return self
 
     def __exit__(
@@ -247,10 +264,7 @@ class StepHandle:
         tb: TracebackType | None,
     ) -> None:
         if self._context_token is not None:
-            try:
-                _current_step.reset(self._context_token)
-            except ValueError:  # exited in another context than it was entered in
-                _current_step.set(None)
+            self.deactivate(self._context_token)
             self._context_token = None
         if exc is not None:
             self.fail(exc)
