@@ -99,3 +99,10 @@ def test_version_is_exposed() -> None:
     from importlib.metadata import version
 
     assert agentsession.__version__ == version("agentsession")
+
+
+def test_instrumentation_module_lists_what_adapters_use() -> None:
+    """agentsession.instrumentation's sorted __all__ is exactly its public names."""
+    instrumentation = importlib.import_module("agentsession.instrumentation")
+    assert instrumentation.__all__ == sorted(instrumentation.__all__)
+    assert set(instrumentation.__all__) == _public_names(instrumentation)

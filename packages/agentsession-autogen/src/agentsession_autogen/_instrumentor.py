@@ -21,8 +21,7 @@ from typing import Any
 
 from autogen_core.models import ChatCompletionClient, CreateResult
 
-from agentsession._health import record_fault
-from agentsession._instrumentor import Instrumentor
+from agentsession.instrumentation import Instrumentor, record_fault
 
 from ._client import SessionChatCompletionClient
 from ._package import _instruments

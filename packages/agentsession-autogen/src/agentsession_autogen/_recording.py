@@ -21,10 +21,7 @@ from typing import Any, TypeAlias
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 
 from agentsession import SessionTracker, StepHandle, current_session
-from agentsession._context import _current_step
-from agentsession._health import record_fault
-from agentsession._resolve import resolve_session
-from agentsession._step import describe_error
+from agentsession.instrumentation import describe_error, record_fault, resolve_session
 
 from ._caller import Caller, find_caller
 from ._messages import messages_data, new_tool_results, result_data, tool_names
@@ -163,18 +160,17 @@ class ModelCall:
 
     def lend(self) -> None:
         """Make the step current while the inner client runs (HTTP hooks send its index)."""
-        self._step_token = _current_step.set(self.handle)
+        self._step_token = self.handle.activate()
         self._guard_token = _recording.set(True)
 
     def take_back(self) -> None:
         """Undo :meth:`lend`; call it in the context :meth:`lend` ran in."""
         try:
             if self._step_token is not None:
-                _current_step.reset(self._step_token)
+                self.handle.deactivate(self._step_token)
             if self._guard_token is not None:
                 _recording.reset(self._guard_token)
         except ValueError:  # reset from another context than set in: clear instead
-            _current_step.set(None)
             _recording.set(False)
         except Exception as exc:
             record_fault(_FAULT, exc)

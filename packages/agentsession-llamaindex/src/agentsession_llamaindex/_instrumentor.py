@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from agentsession import SessionTracker
-from agentsession._instrumentor import Instrumentor
+from agentsession.instrumentation import Instrumentor
 
 from ._package import _instruments
 

@@ -39,10 +39,14 @@ from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent,
 from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import Workflow
 
-from agentsession import SessionTracker, current_session, get_settings
-from agentsession._health import count, record_fault, warn_once
-from agentsession._resolve import resolve_session
-from agentsession._step import StepHandle, describe_error
+from agentsession import SessionTracker, StepHandle, current_session, get_settings
+from agentsession.instrumentation import (
+    count,
+    describe_error,
+    record_fault,
+    resolve_session,
+    warn_once,
+)
 
 from . import _extract
 
@@ -291,7 +295,7 @@ class Recorder:
             input=prompt if capture else None,
             parent_trace_id=link,
         )
-        handle.__enter__()  # current_step(): HTTP session hooks send this step's index
+        handle.activate()  # current_step(): HTTP session hooks send this step's index
         call = _Call(handle, capture)
         self.calls[span_id] = call
         if span is not None:
