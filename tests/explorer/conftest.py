@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 from explorer_data import build_store
 
-from agentsession import MemoryBackend, SQLiteBackend, testing
+from agentsession import MemoryBackend, SQLiteBackend
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryBackend]:
-    """Fresh process-wide state around each test, with a MemoryBackend as the default backend."""
-    monkeypatch.chdir(tmp_path)
-    with testing.isolated() as backend:
-        yield backend
+def _fresh_process_state(isolated: MemoryBackend) -> None:
+    """Each test gets fresh agentsession state (tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -3,29 +3,19 @@ dispatcher, and proof after each test that no span or call is left in the adapte
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
 import agentsession
 import agentsession_llamaindex
-from agentsession import MemoryBackend, Step, testing
+from agentsession import MemoryBackend
 from agentsession_llamaindex import SessionSpanHandler
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryBackend]:
-    """Fresh process-wide state around each test, with a MemoryBackend as the default backend."""
-    monkeypatch.chdir(tmp_path)
-    with testing.isolated() as backend:
-        yield backend
-
-
-@pytest.fixture
-def backend(isolated: MemoryBackend) -> MemoryBackend:
-    """The default backend of this test: trackers that name no backend write here."""
-    return isolated
+def _fresh_process_state(isolated: MemoryBackend) -> None:
+    """Each test gets fresh agentsession state (tests/conftest.py)."""
 
 
 @pytest.fixture
@@ -43,14 +33,3 @@ def handler() -> Iterator[SessionSpanHandler]:
         assert not any(k.startswith("faults.") for k in agentsession.get_stats())
     finally:
         agentsession_llamaindex.uninstrument()
-
-
-@pytest.fixture
-def steps_of(backend: MemoryBackend) -> Callable[[str], list[Step]]:
-    """Flush the background worker, then return one session's steps from the default backend."""
-
-    def read(session_id: str) -> list[Step]:
-        assert agentsession.flush(5.0)
-        return backend.list_steps(session_id)
-
-    return read

@@ -4,7 +4,6 @@ exporting through a TracerProvider into an in-memory exporter."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -14,16 +13,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
 )
 
 import agentsession
-from agentsession import MemoryBackend, testing
+from agentsession import MemoryBackend
 from agentsession.otel import OTelBackend, SessionSpanProcessor
 
 
 @pytest.fixture(autouse=True)
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[MemoryBackend]:
-    """Fresh process-wide state around each test, with a MemoryBackend as the default backend."""
-    monkeypatch.chdir(tmp_path)
-    with testing.isolated() as backend:
-        yield backend
+def _fresh_process_state(isolated: MemoryBackend) -> None:
+    """Each test gets fresh agentsession state (tests/conftest.py)."""
 
 
 @pytest.fixture
