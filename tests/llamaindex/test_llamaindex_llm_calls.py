@@ -12,7 +12,7 @@ from llama_index.core.llms import ChatMessage, MockLLM
 from llama_index.core.llms.callbacks import llm_chat_callback
 from llamaindex_scripted import Reply, ScriptedLLM
 
-from agentsession import SessionTracker, Step, using_session
+from agentsession import SessionTracker, Step, current_step, using_session
 from agentsession_llamaindex import SessionSpanHandler
 
 MESSAGES = [ChatMessage(role="user", content="Where is Paris?")]
@@ -274,3 +274,16 @@ def test_tool_call_requests_are_part_of_the_output(
     assert step.output["tool_calls"] == [
         {"id": "call-0", "name": "lookup", "arguments": {"city": "Paris"}}
     ]
+
+
+@pytest.mark.parametrize("method", ["chat", "stream_chat"])
+def test_the_step_current_before_a_call_is_current_after_it(
+    handler: SessionSpanHandler, steps_of: Callable[[str], list[Step]], method: str
+) -> None:
+    """A call's step is current only while the call runs: the enclosing step is current again
+    after it (an HTTP hook made later must not see the call's ended step, nor no step)."""
+    tracker = SessionTracker()
+    with tracker, tracker.begin_step(name="outer") as outer:
+        run_sync(method, MockLLM(max_tokens=1))
+        assert current_step() is outer
+    assert [s.name for s in steps_of(tracker.session_id)] == ["outer", method]

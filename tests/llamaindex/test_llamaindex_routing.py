@@ -147,6 +147,28 @@ async def test_no_session_in_force_gives_one_new_session_per_agent_run(
     sessions = backend.list_sessions().sessions
     assert len(sessions) == 2
     assert sorted(s.total_steps for s in sessions) == [2, 2]
+    assert [s.status for s in sessions] == ["completed", "completed"]
+
+
+def test_a_new_session_ends_when_its_stream_does(
+    handler: SessionSpanHandler, backend: MemoryBackend
+) -> None:
+    """Outside any session, a streamed call's new session ends after the stream, not when the
+    call's span returned the generator; a failed call fails its session."""
+    stream = MockLLM(max_tokens=2).stream_chat(MESSAGES)
+    assert agentsession.flush(5.0)
+    (session,) = backend.list_sessions().sessions
+    assert session.status == "in_progress"
+    list(stream)
+    assert agentsession.flush(5.0)
+    summary = backend.get_session(session.session_id)
+    assert summary is not None
+    assert (summary.status, summary.total_steps) == ("completed", 1)
+    with pytest.raises(RuntimeError, match="model down"):
+        ScriptedLLM([Reply(error=RuntimeError("model down"))]).chat(MESSAGES)
+    assert agentsession.flush(5.0)
+    failed = [s for s in backend.list_sessions().sessions if s.session_id != session.session_id]
+    assert [(s.status, s.total_steps) for s in failed] == [("failed", 1)]
 
 
 def test_no_session_and_auto_ids_off_records_nothing(

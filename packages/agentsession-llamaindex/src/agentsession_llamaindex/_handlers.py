@@ -58,7 +58,7 @@ class SessionSpanHandler(BaseSpanHandler[Any]):
     ``agentsession_llamaindex.instrument()`` add them to the root dispatcher. Steps go to
     ``tracker`` when given, else to the session of the ``instrument_tags({"session_id": ...})``
     or ``using_session`` block the call runs in, else (with auto session ids on) to a new
-    session per LlamaIndex trace.
+    session per LlamaIndex trace, ended when the trace's root span and its streams end.
 
     ``open_spans`` holds our own span records rather than LlamaIndex ``BaseSpan`` objects.
     """

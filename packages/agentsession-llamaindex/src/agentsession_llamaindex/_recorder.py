@@ -6,23 +6,15 @@ end events carrying that span's id. Wrappers nest: ``chat`` of a completion mode
 generator. A step is begun by the outermost LLM span of a call only: a span inherits the call of
 its parent span, and a call started while a streaming call's generator runs on this thread's
 stack belongs to that stream. A streamed call ends with its end event, after its span exited.
-
-Tool and workflow spans are boundaries: a step below one links (``parent_trace_id``) to the
-latest step begun before it in the enclosing agent, so a sub-agent or a tool's own query engine
-points at the step that called it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import sys
 import threading
 import time
-import weakref
-from collections import deque
 from collections.abc import Callable, Mapping
-from types import AsyncGeneratorType, FrameType, GeneratorType
+from types import AsyncGeneratorType, GeneratorType
 from typing import Any
 
 from llama_index.core.instrumentation.events.embedding import EmbeddingEndEvent, EmbeddingStartEvent
@@ -39,7 +31,7 @@ from llama_index.core.instrumentation.events.retrieval import RetrievalEndEvent,
 from llama_index.core.tools.types import BaseTool
 from llama_index.core.workflow import Workflow
 
-from agentsession import SessionTracker, StepHandle, current_session, get_settings
+from agentsession import SessionTracker, current_session, get_settings
 from agentsession.instrumentation import (
     count,
     describe_error,
@@ -49,6 +41,8 @@ from agentsession.instrumentation import (
 )
 
 from . import _extract
+from ._streams import Call, Streams, closed_early
+from ._tree import TOOL, Span, mark_boundary, root_of
 
 __all__ = ["FRAMEWORK", "MAX_OPEN_SPANS", "Recorder"]
 
@@ -57,60 +51,6 @@ MAX_OPEN_SPANS = 100_000
 """Spans tracked at once; past it new spans are ignored (counted), so a leak cannot grow us."""
 
 _FAULTS = "llamaindex"
-_STREAM_CLOSED = "the stream was closed before its end"
-
-# Span kinds. A boundary (TOOL, WORKFLOW) links the steps below it to the step before it.
-_PLAIN, _INNER_TOOL, _TOOL, _WORKFLOW = 0, 1, 2, 3
-
-
-class _Call:
-    """An LLM call being recorded as a step, from its start event to its end."""
-
-    __slots__ = ("capture", "chunk_ns", "handle", "last", "perf_ns", "stream")
-
-    def __init__(self, handle: StepHandle, capture: bool) -> None:
-        self.handle = handle
-        self.capture = capture
-        self.perf_ns = time.perf_counter_ns()
-        self.chunk_ns = 0
-        self.last: Any = None  # the latest streamed chunk
-        self.stream: weakref.ref[Any] | None = None
-
-
-class _Span:
-    """One open LlamaIndex span: its place in the tree and what it means for steps."""
-
-    __slots__ = (
-        "auto",
-        "call",
-        "instance",
-        "kind",
-        "last_trace",
-        "link",
-        "parent",
-        "perf_ns",
-        "started_ns",
-        "tags",
-        "tool_input",
-    )
-
-    def __init__(self, parent: _Span | None, instance: Any) -> None:
-        self.parent = parent
-        self.instance = instance
-        self.call: _Call | None = None if parent is None else parent.call
-        self.kind = _PLAIN
-        self.link: str | None = None  # boundaries: the trace the steps below link to
-        self.last_trace: str | None = None  # the latest step begun below, up to a boundary
-        self.auto: SessionTracker | None = None  # roots: the session made when none was in force
-        self.perf_ns = 0
-        self.started_ns = 0
-        self.tags: Mapping[str, Any] | None = None
-        self.tool_input: Any = None
-
-
-def _collected(queue: deque[str], span_id: str, _ref: object) -> None:
-    # Runs inside the garbage collector, on any thread, maybe while a lock is held: only queue.
-    queue.append(span_id)
 
 
 class Recorder:
@@ -122,10 +62,9 @@ class Recorder:
 
     def __init__(self, tracker: SessionTracker | None, spans: dict[str, Any]) -> None:
         self.tracker = tracker
-        self.spans: dict[str, _Span] = spans  # the span handler's open_spans
-        self.calls: dict[str, _Call] = {}  # by the span id of the call's outermost LLM span
-        self.streams: dict[str, _Call] = {}  # calls whose span returned a generator
-        self.collected: deque[str] = deque()  # streams garbage-collected before their end
+        self.spans: dict[str, Span] = spans  # the span handler's open_spans
+        self.calls: dict[str, Call] = {}  # by the span id of the call's outermost LLM span
+        self._streams = Streams()
         self._lock = threading.Lock()
         self._routes: dict[type, Callable[[Any], None] | None] = {
             LLMChatStartEvent: self._on_chat_start,
@@ -142,21 +81,25 @@ class Recorder:
         }
         self._bases = tuple(self._routes.items())
 
+    @property
+    def streams(self) -> dict[str, Call]:
+        """The calls in flight whose span returned a generator, by span id."""
+        return self._streams.calls
+
     # -- spans --------------------------------------------------------------------------------
     def span_enter(
         self, id_: str, bound_args: Any, instance: Any, parent_id: str | None, tags: Any
     ) -> None:
         try:
-            if self.collected:
+            if self._streams.any_collected:
                 self._reap()
             spans = self.spans
             if len(spans) >= MAX_OPEN_SPANS:
                 self._over_limit()
                 return
-            parent = None if parent_id is None else spans.get(parent_id)
-            span = _Span(parent, instance)
+            span = Span(None if parent_id is None else spans.get(parent_id), instance)
             if instance is not None and isinstance(instance, (BaseTool, Workflow)):
-                self._boundary(span, id_, parent, bound_args, tags)
+                mark_boundary(span, id_, bound_args, tags)
             spans[id_] = span
         except Exception as exc:
             record_fault(_FAULTS, exc)
@@ -168,14 +111,14 @@ class Recorder:
             if call is not None:
                 if isinstance(result, (GeneratorType, AsyncGeneratorType)):
                     # A stream: the call ends with its end event, when the generator is done.
-                    call.stream = weakref.ref(
-                        result, functools.partial(_collected, self.collected, id_)
-                    )
-                    self.streams[id_] = call
+                    self._streams.add(id_, call, result)
                 elif self.calls.pop(id_, None) is call:  # an LLM that sent no end event
                     self._end(call, result)
-            if span is not None and span.kind == _TOOL:
-                self._record_tool(span, result, None)
+            if span is not None:
+                if span.kind == TOOL:
+                    self._record_tool(span, result, None)
+                if span.auto is not None:
+                    self._root_ended(span, None)
         except Exception as exc:
             record_fault(_FAULTS, exc)
 
@@ -184,43 +127,15 @@ class Recorder:
             span = self.spans.pop(id_, None)
             call = self.calls.pop(id_, None)
             if call is not None:
-                self.streams.pop(id_, None)
+                self._streams.discard(id_)
                 self._fail(call, err if err is not None else "the span was dropped")
-            if span is not None and span.kind == _TOOL:
-                self._record_tool(span, None, err)
+            if span is not None:
+                if span.kind == TOOL:
+                    self._record_tool(span, None, err)
+                if span.auto is not None:
+                    self._root_ended(span, err if err is not None else "the span was dropped")
         except Exception as exc:
             record_fault(_FAULTS, exc)
-
-    def _boundary(
-        self, span: _Span, id_: str, parent: _Span | None, bound_args: Any, tags: Any
-    ) -> None:
-        """Make a tool or a workflow run a boundary; a tool's outermost span records the call."""
-        if isinstance(span.instance, Workflow):
-            if _extract.label_of(id_).rpartition(".")[2] != "run":
-                return  # one of its steps (older versions pass the workflow as their instance)
-            span.kind = _WORKFLOW
-        else:
-            if parent is not None and parent.kind in (_TOOL, _INNER_TOOL):
-                span.kind = _INNER_TOOL  # a tool calling itself through a wrapper or adapter
-                return
-            span.kind = _TOOL
-            span.tags = tags
-            kwargs = bound_args.kwargs
-            context_param = getattr(span.instance, "ctx_param_name", None)
-            if context_param is not None and context_param in kwargs:
-                kwargs = {k: v for k, v in kwargs.items() if k != context_param}
-            span.tool_input = _extract.tool_input(bound_args.args, kwargs)
-            span.started_ns = time.time_ns()
-            span.perf_ns = time.perf_counter_ns()
-        ancestor = parent
-        while ancestor is not None:
-            if ancestor.last_trace is not None:
-                span.link = ancestor.last_trace
-                return
-            if ancestor.kind >= _TOOL:
-                span.link = ancestor.link
-                return
-            ancestor = ancestor.parent
 
     def _over_limit(self) -> None:
         count("llamaindex.spans_over_limit")
@@ -267,25 +182,17 @@ class Recorder:
                 return  # maybe nested in a call: better a step missing than one twice
         elif span.call is not None:
             return  # nested in a call already recorded: the same call, not a new step
-        if self.streams:
-            outer = self._stream_running_here()
-            if outer is not None:
-                if span is not None:
-                    span.call = outer
-                return
-        tracker = self._session(span, event.tags)
+        outer = self._streams.running_here()
+        if outer is not None:
+            if span is not None:
+                span.call = outer
+            return
+        tracker, auto_root = self._session(span, event.tags)
         if tracker is None:
             return
         capture = tracker.capture.enabled
         if capture and chat:
             prompt = _extract.messages(prompt)
-        link = None
-        ancestor = span
-        while ancestor is not None:
-            if ancestor.kind >= _TOOL:
-                link = ancestor.link
-                break
-            ancestor = ancestor.parent
         instance = None if span is None else span.instance
         handle = tracker.begin_step(
             name=_extract.label_of(span_id).rpartition(".")[2],
@@ -293,20 +200,17 @@ class Recorder:
             provider=None if instance is None else _extract.provider_of(instance),
             model=_extract.model_of(event.model_dict),
             input=prompt if capture else None,
-            parent_trace_id=link,
+            parent_trace_id=None if span is None else span.boundary_link(),
         )
-        handle.activate()  # current_step(): HTTP session hooks send this step's index
-        call = _Call(handle, capture)
+        # Current while the call runs, so HTTP session hooks send this step's index.
+        call = Call(handle, capture, handle.activate(), auto_root)
+        if auto_root is not None:
+            with self._lock:
+                auto_root.open_calls += 1
         self.calls[span_id] = call
         if span is not None:
             span.call = call
-        trace_id = handle.trace_id
-        ancestor = span
-        while ancestor is not None:
-            ancestor.last_trace = trace_id
-            if ancestor.kind >= _TOOL:
-                break
-            ancestor = ancestor.parent
+            span.note_step(handle.trace_id)
 
     def _on_chunk(self, event: Any) -> None:
         call = self.calls.get(event.span_id)
@@ -319,16 +223,16 @@ class Recorder:
         span_id = event.span_id
         call = self.calls.pop(span_id, None)
         if call is not None:
-            self.streams.pop(span_id, None)
+            self._streams.discard(span_id)
             self._end(call, event.response)
 
     def _on_exception(self, event: Any) -> None:
         span_id = event.span_id
         call = self.calls.pop(span_id, None)
         if call is not None:
-            self.streams.pop(span_id, None)
+            self._streams.discard(span_id)
             error = event.exception
-            self._fail(call, _closed_early() if isinstance(error, GeneratorExit) else error)
+            self._fail(call, closed_early() if isinstance(error, GeneratorExit) else error)
 
     def _on_timed_start(self, event: Any) -> None:
         span = self.spans.get(event.span_id)
@@ -350,26 +254,60 @@ class Recorder:
             event, list(event.chunks), {"embeddings": len(embeddings), "dimensions": dimensions}
         )
 
-    # -- recording ----------------------------------------------------------------------------
-    def _session(self, span: _Span | None, tags: Mapping[str, Any] | None) -> SessionTracker | None:
-        """The session of an event: explicit, instrument_tags, using_session, else the tree's."""
+    # -- sessions -----------------------------------------------------------------------------
+    def _session(
+        self, span: Span | None, tags: Mapping[str, Any] | None
+    ) -> tuple[SessionTracker | None, Span | None]:
+        """The session of an event (explicit, instrument_tags, using_session, else its tree's
+        own new one), and the root span whose new session it is, if it is one."""
         if self.tracker is not None:
-            return self.tracker
+            return self.tracker, None
         tracker = resolve_session(None, tags, auto=False) if tags else current_session()
         if tracker is not None or not get_settings().auto_session_id:
-            return tracker
+            return tracker, None
         if span is None:
-            return resolve_session(None, tags, auto=True)
-        root = span
-        while root.parent is not None:
-            root = root.parent
+            return resolve_session(None, tags, auto=True), None
+        root = root_of(span)
         if root.auto is None:
             with self._lock:
                 if root.auto is None:
                     root.auto = resolve_session(None, tags, auto=True)
-        return root.auto
+        return root.auto, root
 
-    def _end(self, call: _Call, response: Any) -> None:
+    def _root_ended(self, root: Span, failure: BaseException | str | None) -> None:
+        with self._lock:
+            root.exited = True
+            root.failure = failure
+            done = root.open_calls == 0
+        if done:
+            self._end_auto_session(root)
+
+    def _call_ended(self, call: Call) -> None:
+        root = call.root
+        if root is None:
+            return
+        with self._lock:
+            root.open_calls -= 1
+            done = root.exited and root.open_calls == 0
+        if done:
+            self._end_auto_session(root)
+
+    @staticmethod
+    def _end_auto_session(root: Span) -> None:
+        """End the session a tree made for itself, as the tree's root span ended."""
+        tracker, failure = root.auto, root.failure
+        if tracker is None:
+            return
+        if failure is None:
+            tracker.end()
+        elif isinstance(failure, (asyncio.CancelledError, KeyboardInterrupt)):
+            tracker.end("cancelled", describe_error(failure))
+        else:
+            tracker.end("failed", failure if isinstance(failure, str) else describe_error(failure))
+
+    # -- recording ----------------------------------------------------------------------------
+    def _end(self, call: Call, response: Any) -> None:
+        call.give_back_context()  # first: an ended step is never current, so not found after
         handle = call.handle
         try:
             input_tokens, output_tokens, total_tokens = _extract.usage_of(response)
@@ -388,9 +326,10 @@ class Recorder:
             record_fault(_FAULTS, exc)
             handle.end()
         finally:
-            handle.__exit__(None, None, None)
+            self._call_ended(call)
 
-    def _fail(self, call: _Call, error: BaseException | str) -> None:
+    def _fail(self, call: Call, error: BaseException | str) -> None:
+        call.give_back_context()
         handle = call.handle
         partial = call.last
         try:
@@ -403,10 +342,10 @@ class Recorder:
             record_fault(_FAULTS, exc)
             handle.fail(error)
         finally:
-            handle.__exit__(None, None, None)
+            self._call_ended(call)
 
-    def _record_tool(self, span: _Span, result: Any, err: BaseException | None) -> None:
-        tracker = self._session(span, span.tags)
+    def _record_tool(self, span: Span, result: Any, err: BaseException | None) -> None:
+        tracker, _ = self._session(span, span.tags)
         if tracker is None:
             return
         if err is None:
@@ -426,7 +365,7 @@ class Recorder:
         """A retrieval or embedding call, timed from its start event, for the next step."""
         span_id = event.span_id
         span = None if span_id is None else self.spans.get(span_id)
-        tracker = self._session(span, event.tags)
+        tracker, _ = self._session(span, event.tags)
         if tracker is None:
             return
         started_ns = duration_ms = None
@@ -438,54 +377,16 @@ class Recorder:
         else:
             name = _extract.call_name(span_id, None if span is None else span.instance)
         tracker.record_tool_call(
-            name,
-            input,
-            output,
-            started_ns=started_ns,
-            duration_ms=duration_ms,
+            name, input, output, started_ns=started_ns, duration_ms=duration_ms
         )
-
-    # -- streams ------------------------------------------------------------------------------
-    def _stream_running_here(self) -> _Call | None:
-        """The streaming call whose generator is running on this thread's stack, if any.
-
-        ``astream_chat`` of a completion model starts ``stream_chat`` lazily, inside its
-        generator: that nested call's span has no LLM ancestor, but the outer generator's frame
-        is below it on the stack.
-        """
-        running: dict[FrameType, _Call] = {}
-        frame: FrameType | None
-        for call in list(self.streams.values()):
-            generator = None if call.stream is None else call.stream()
-            if generator is None:
-                continue
-            if isinstance(generator, AsyncGeneratorType):
-                frame = generator.ag_frame if generator.ag_running else None
-            else:
-                frame = generator.gi_frame if generator.gi_running else None
-            if frame is not None:
-                running[frame] = call
-        if not running:
-            return None
-        frame = sys._getframe(1)
-        while frame is not None:
-            outer = running.get(frame)
-            if outer is not None:
-                return outer
-            frame = frame.f_back
-        return None
 
     def _reap(self) -> None:
         """End the streams that were garbage-collected before their end event (cancelled)."""
-        while self.collected:
-            try:
-                span_id = self.collected.popleft()
-            except IndexError:
-                return
+        for span_id in self._streams.collected():
             call = self.calls.pop(span_id, None)
             if call is not None:
-                self.streams.pop(span_id, None)
-                self._fail(call, _closed_early())
+                self._streams.discard(span_id)
+                self._fail(call, closed_early())
 
     def close(self) -> None:
         """Forget everything in flight (the handlers were removed: no event will end it)."""
@@ -494,10 +395,5 @@ class Recorder:
         except Exception as exc:
             record_fault(_FAULTS, exc)
         self.calls.clear()
-        self.streams.clear()
+        self._streams.clear()
         self.spans.clear()
-
-
-def _closed_early() -> asyncio.CancelledError:
-    # The consumer stopped reading: the call was cancelled, not failed (a cancellation's status).
-    return asyncio.CancelledError(_STREAM_CLOSED)
