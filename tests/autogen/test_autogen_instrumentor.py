@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Any
 
 import pytest
 from autogen_agentchat.agents import AssistantAgent
+from autogen_agentchat.teams import RoundRobinGroupChat
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage, UserMessage
 from autogen_ext.models.replay import ReplayChatCompletionClient
-from autogen_scripts import replay
+from autogen_scripts import answer, replay, search_flights, tool_call
 
 import agentsession
 from agentsession import SessionTracker, Step, using_session
@@ -61,17 +63,40 @@ async def test_streams_are_recorded_too(steps_of: Callable[[str], list[Step]]) -
     assert (step.output, step.metadata["stream"]) == ("hello there", True)
 
 
-async def test_a_call_outside_any_session_gets_its_own_ended_session(
+async def test_outside_any_session_each_agent_run_is_one_new_session(
     backend: agentsession.MemoryBackend,
 ) -> None:
-    """With auto ids on (the default) a lone call opens a session of its own and ends it."""
+    """Auto ids on, no session in force: an agent's tool call and reflection share one new
+    session, and two agents run in two tasks get one each."""
     instrument_autogen()
-    await replay("hi").create(MESSAGES)
-    await replay("hi").create(MESSAGES)
+
+    async def run_agent() -> None:
+        model = replay(tool_call("search_flights", "call-1", destination="Paris"), answer("AF1481"))
+        agent = AssistantAgent("booker", model, tools=[search_flights], reflect_on_tool_use=True)
+        await agent.run(task="Flights to Paris?")
+
+    await asyncio.gather(run_agent(), run_agent())
     assert agentsession.flush(5.0)
     sessions = backend.list_sessions().sessions
-    assert len(sessions) == 2
-    assert {(s.total_steps, s.status) for s in sessions} == {(1, "completed")}
+    assert sorted(s.total_steps for s in sessions) == [2, 2]
+    for session in sessions:
+        _, second = backend.list_steps(session.session_id)
+        assert [c.name for c in second.tool_calls] == ["search_flights"]
+
+
+async def test_outside_any_session_a_team_run_is_one_new_session(
+    backend: agentsession.MemoryBackend,
+) -> None:
+    """Auto ids on, no session in force: every turn of a team, whichever agent speaks (each in
+    its own runtime task), is a step of one new session."""
+    instrument_autogen()
+    planner = AssistantAgent("planner", replay("plan A", "plan B"))
+    critic = AssistantAgent("critic", replay("looks good"))
+    await RoundRobinGroupChat([planner, critic], max_turns=3).run(task="Plan a trip")
+    assert agentsession.flush(5.0)
+    (session,) = backend.list_sessions().sessions
+    steps = backend.list_steps(session.session_id)
+    assert [s.name for s in steps] == ["planner", "critic", "planner"]
 
 
 async def test_no_session_and_no_auto_ids_records_nothing(

@@ -40,6 +40,15 @@ def search_call(call_id: str, destination: str) -> dict[str, Any]:
     }
 
 
+async def until_requested(server: FakeOpenAIServer) -> None:
+    """Wait until the server has the request: the model call, and so its step, is under way."""
+    for _ in range(500):
+        if server.requests:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the model was never called")
+
+
 async def test_tool_loop_through_the_real_openai_client(
     server: FakeOpenAIServer, steps_of: Callable[[str], list[Step]]
 ) -> None:
@@ -98,9 +107,11 @@ async def test_cancellation_token_propagates_and_is_a_cancelled_step(
     model = SessionChatCompletionClient(openai_client(server), session)
     planner = AssistantAgent("planner", model_client=model)
     token = CancellationToken()
-    asyncio.get_running_loop().call_later(0.05, token.cancel)
+    run = asyncio.ensure_future(planner.run(task="Slow answer please", cancellation_token=token))
+    await until_requested(server)
+    token.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await planner.run(task="Slow answer please", cancellation_token=token)
+        await run
     await model.close()
     (step,) = steps_of(session.session_id)
     assert step.status == "cancelled"
@@ -116,7 +127,7 @@ async def test_cancelling_the_task_is_a_cancelled_step(
     model = SessionChatCompletionClient(openai_client(server), session)
     planner = AssistantAgent("planner", model_client=model, model_client_stream=True)
     run = asyncio.ensure_future(planner.run(task="Slow answer please"))
-    await asyncio.sleep(0.05)
+    await until_requested(server)
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run

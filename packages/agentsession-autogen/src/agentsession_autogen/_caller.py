@@ -11,8 +11,13 @@ Two sources, read when the call starts and never changed:
   innermost agent method on the Python stack (``on_messages_stream`` and friends, whose ``self``
   is the agent) names the agent that is actually calling, and ``SelectorGroupChatManager``'s
   ``select_speaker`` frame marks a speaker selection. Only frames whose function name is one of
-  a handful are looked into, so the walk costs a few microseconds; a frame layout AutoGen changes
-  one day costs the agent's name, never the call.
+  a handful are looked into, at most 64 frames, so the walk costs a few microseconds; a frame
+  layout AutoGen changes one day costs the agent's name, never the call.
+
+The walk stays because AutoGen offers nothing better outside a runtime: a model client is not
+told who calls it, the messages' ``source`` names who wrote each past message (the first call
+of a run has only the user's), and the agent name on autogen-core's own tracing spans can only
+be read back when an OpenTelemetry SDK is recording them.
 """
 
 from __future__ import annotations

@@ -41,8 +41,8 @@ class SessionChatCompletionClient(
 
     ``session`` is a :class:`~agentsession.SessionTracker`, a session id (the same id always
     records into the same session), or None for the session in force at each call
-    (``using_session``, ``with tracker:``; a new one per call when
-    ``AGENTSESSION_AUTO_SESSION_ID`` is on and there is none). Give it to an agent or a team as
+    (``using_session``, ``with tracker:``; when ``AGENTSESSION_AUTO_SESSION_ID`` is on and
+    there is none, a new one per agent or team run). Give it to an agent or a team as
     you would the wrapped client: every other member is the wrapped client's, and the wrapper
     dumps and loads as a component (a tracker is dumped as its session id).
     """

@@ -11,8 +11,10 @@ cancellation always reaches the caller unchanged.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -20,7 +22,7 @@ from typing import Any, TypeAlias
 
 from autogen_core.models import ChatCompletionClient, CreateResult, LLMMessage
 
-from agentsession import SessionTracker, StepHandle, current_session
+from agentsession import SessionTracker, StepHandle, current_session, get_settings
 from agentsession.instrumentation import describe_error, record_fault, resolve_session
 
 from ._caller import Caller, find_caller
@@ -115,14 +117,45 @@ def _provider_of(client: ChatCompletionClient) -> str | None:
     return None
 
 
-def _resolve(session: SessionRef) -> tuple[SessionTracker | None, bool]:
-    """The tracker of a call, and whether it is a session opened for this call alone."""
+_auto_session: ContextVar[SessionTracker | None] = ContextVar(
+    "agentsession_autogen_auto_session", default=None
+)
+"""The session made for calls in no session, kept in the context of the task that made it."""
+_team_sessions: OrderedDict[str, SessionTracker] = OrderedDict()
+_team_sessions_lock = threading.Lock()
+_MAX_TEAM_SESSIONS = 1024
+
+
+def _resolve(session: SessionRef, team_id: str | None) -> SessionTracker | None:
+    """The tracker of a call: the one given, else the core's rule, else a run's own session.
+
+    With auto ids on and no session in force, calls are grouped as a user would group them: an
+    agent's later calls, and those of the tools and inner teams it starts, run in its task or
+    in tasks copied from it, and find its session in the context; each participant of a team
+    runs in a task of the team's runtime instead, so team members share one by the team's id
+    (a team kept between runs is one conversation). No signal marks the end of a run, so these
+    sessions stay open, as a ``using_session("id")`` session does.
+    """
     if isinstance(session, str):
-        return resolve_session(None, {"session_id": session}), False
-    if session is None and current_session() is None:
-        tracker = resolve_session(None, None)  # a new session when auto ids are on
-        return tracker, tracker is not None
-    return resolve_session(session, None), False
+        return resolve_session(None, {"session_id": session})
+    if session is not None or current_session() is not None:
+        return resolve_session(session, None)
+    if not get_settings().auto_session_id:
+        return None
+    tracker = _auto_session.get()
+    if tracker is None and team_id is not None:
+        with _team_sessions_lock:
+            tracker = _team_sessions.get(team_id)
+            if tracker is None:
+                tracker = _team_sessions[team_id] = SessionTracker()
+                if len(_team_sessions) > _MAX_TEAM_SESSIONS:
+                    _team_sessions.popitem(last=False)
+            else:
+                _team_sessions.move_to_end(team_id)
+    if tracker is None:
+        tracker = resolve_session(None, None, auto=True)
+    _auto_session.set(tracker)
+    return tracker
 
 
 class ModelCall:
@@ -134,7 +167,6 @@ class ModelCall:
         "cancellation_token",
         "first_chunk_ms",
         "handle",
-        "owns_session",
         "parent_trace_id",
         "started_ns",
         "tracker",
@@ -144,13 +176,11 @@ class ModelCall:
         self,
         tracker: SessionTracker,
         handle: StepHandle,
-        owns_session: bool,
         parent_trace_id: str | None,
         cancellation_token: Any,
     ) -> None:
         self.tracker = tracker
         self.handle = handle
-        self.owns_session = owns_session
         self.parent_trace_id = parent_trace_id
         self.cancellation_token = cancellation_token
         self.first_chunk_ms: float | None = None
@@ -202,8 +232,6 @@ class ModelCall:
                 output, input_tokens=input_tokens, output_tokens=output_tokens, metadata=metadata
             )
             self._remember(called_tools=isinstance(result.content, list))
-            if self.owns_session:
-                self.tracker.end()
         except Exception as exc:
             record_fault(_FAULT, exc)
 
@@ -216,9 +244,6 @@ class ModelCall:
                 recorded = asyncio.CancelledError(describe_error(error))
             self.handle.fail(recorded)
             self._remember(called_tools=False)
-            if self.owns_session:
-                reason = error if isinstance(error, str) else describe_error(error)
-                self.tracker.end(self.handle.status, reason)
         except Exception as exc:
             record_fault(_FAULT, exc)
 
@@ -249,14 +274,14 @@ def open_call(
 ) -> ModelCall | None:
     """Open the step of a model call; None when it is not to be recorded (or we failed)."""
     try:
-        tracker, owns_session = _resolve(session)
-        if tracker is None:
-            return None
         try:
             caller = find_caller()
         except Exception as exc:  # the agent's name is lost, not the step
             record_fault(_FAULT, exc)
             caller = Caller()
+        tracker = _resolve(session, caller.team_id)
+        if tracker is None:
+            return None
         for tool in new_tool_results(tracker, messages):
             tracker.record_tool_call(tool.name, tool.input, tool.output, error=tool.error)
         metadata: dict[str, Any] = {}
@@ -282,7 +307,7 @@ def open_call(
             parent_trace_id=parent,
             metadata=metadata,
         )
-        return ModelCall(tracker, handle, owns_session, parent, options.get("cancellation_token"))
+        return ModelCall(tracker, handle, parent, options.get("cancellation_token"))
     except Exception as exc:
         record_fault(_FAULT, exc)
         return None
