@@ -18,7 +18,7 @@ import agentsession_autogen
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state(isolated: MemoryBackend) -> Iterator[None]:
-    """Fresh agentsession state per test (tests/conftest.py); AutoGen left as it was found:
+    """Fresh agentsession state per test (the root conftest.py); AutoGen left as it was found:
     instrumentation a test forgot to undo is undone."""
     yield
     agentsession_autogen.uninstrument()

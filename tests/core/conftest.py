@@ -1,5 +1,5 @@
 """Every core test starts from default settings, empty counters and an in-memory default backend
-(the ``isolated`` fixture of tests/conftest.py)."""
+(the ``isolated`` fixture of the root conftest.py)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from agentsession_llamaindex import SessionSpanHandler
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state(isolated: MemoryBackend) -> None:
-    """Each test gets fresh agentsession state (tests/conftest.py)."""
+    """Each test gets fresh agentsession state (the root conftest.py)."""
 
 
 @pytest.fixture

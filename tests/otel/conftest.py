@@ -19,7 +19,7 @@ from agentsession.otel import OTelBackend, SessionSpanProcessor
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state(isolated: MemoryBackend) -> None:
-    """Each test gets fresh agentsession state (tests/conftest.py)."""
+    """Each test gets fresh agentsession state (the root conftest.py)."""
 
 
 @pytest.fixture

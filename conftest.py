@@ -1,5 +1,8 @@
-"""Fixtures every in-process suite shares. A suite opts in to fresh process state per test with
-an autouse fixture that requests ``isolated`` (see tests/core/conftest.py)."""
+"""Fixtures every test suite under tests/ shares. A suite opts in to fresh process state per test
+with an autouse fixture that requests ``isolated`` (see tests/core/conftest.py).
+
+It sits at the repository root, which ``python -m pytest`` puts on sys.path anyway: in tests/ it
+would put tests/ there, and tests/langchain or tests/phoenix would shadow the real packages."""
 
 from __future__ import annotations
 
