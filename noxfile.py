@@ -10,7 +10,19 @@ import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["lint", "types", "tests", "clients", "proxy", "explorer"]
+nox.options.sessions = [
+    "lint",
+    "types",
+    "tests",
+    "clients",
+    "proxy",
+    "explorer",
+    "langchain",
+    "llamaindex",
+    "autogen",
+    "otel",
+    "phoenix",
+]
 nox.options.error_on_external_run = True
 
 CORE = "./packages/agentsession"
@@ -19,6 +31,42 @@ EXPLORER = f"{CORE}[explorer]"
 SERVERS = f"{CORE}[proxy,explorer]"
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100"]
 HTTP_LIBS = ["httpx>=0.27", "httpx2>=2.16; python_version >= '3.11'"]
+OTEL = f"{CORE}[otel,otel-grpc]"
+LANGCHAIN = "./packages/agentsession-langchain"
+LLAMAINDEX = "./packages/agentsession-llamaindex"
+AUTOGEN = "./packages/agentsession-autogen"
+LANGCHAIN_NEWEST = ["langchain-core>=1.7,<2", "langgraph>=1.0", "langchain-openai>=1.0"]
+LLAMAINDEX_NEWEST = ["llama-index-core>=0.14,<0.15", "llama-index-llms-openai-like>=0.8"]
+AUTOGEN_NEWEST = ["autogen-agentchat>=0.7,<0.8", "autogen-ext[openai]>=0.7,<0.8"]
+# Each adapter is tested at both ends of the range its _package.py declares.
+FRAMEWORK_VERSIONS = {
+    "langchain": {
+        "oldest": ["langchain-core==0.3.10", "langgraph==0.2.40", "langchain-openai==0.2.1"],
+        "newest": LANGCHAIN_NEWEST,
+    },
+    "llamaindex": {
+        # llama-index-llms-openai 0.3 fails to import with openai 1.80 and later.
+        "oldest": [
+            "llama-index-core==0.12.23",
+            "llama-index-llms-openai-like<0.4",
+            "openai<1.80",
+        ],
+        "newest": LLAMAINDEX_NEWEST,
+    },
+    "autogen": {
+        "oldest": ["autogen-agentchat==0.4.9", "autogen-core==0.4.9", "autogen-ext[openai]==0.4.9"],
+        "newest": AUTOGEN_NEWEST,
+    },
+    "otel": {
+        "oldest": [
+            "opentelemetry-sdk==1.27.0",
+            "opentelemetry-exporter-otlp-proto-http==1.27.0",
+            "opentelemetry-exporter-otlp-proto-grpc==1.27.0",
+        ],
+        "newest": [],
+    },
+}
+ENDS = ["oldest", "newest"]
 FRAMEWORK_CLIENTS = [
     "langchain-openai>=1.7",
     "autogen-agentchat>=0.7",
@@ -78,6 +126,47 @@ def explorer(session: nox.Session) -> None:
 
 
 @nox.session
+@nox.parametrize("end", ENDS, ids=ENDS)
+def langchain(session: nox.Session, end: str) -> None:
+    """The LangChain callback handler and instrument(), with LangGraph, at both ends."""
+    run_tests(session, "langchain", [CORE, LANGCHAIN], FRAMEWORK_VERSIONS["langchain"][end])
+
+
+@nox.session
+@nox.parametrize("end", ENDS, ids=ENDS)
+def llamaindex(session: nox.Session, end: str) -> None:
+    """The LlamaIndex instrumentation handlers at both ends of their llama-index-core range."""
+    run_tests(session, "llamaindex", [CORE, LLAMAINDEX], FRAMEWORK_VERSIONS["llamaindex"][end])
+
+
+@nox.session
+@nox.parametrize("end", ENDS, ids=ENDS)
+def autogen(session: nox.Session, end: str) -> None:
+    """The AutoGen model-client wrapper, instrument() and header helper at both ends."""
+    run_tests(session, "autogen", [CORE, AUTOGEN], FRAMEWORK_VERSIONS["autogen"][end])
+
+
+@nox.session
+@nox.parametrize("end", ENDS, ids=ENDS)
+def otel(session: nox.Session, end: str) -> None:
+    """The OpenTelemetry backend, span processor and sampler against in-memory exporters."""
+    run_tests(session, "otel", [OTEL], FRAMEWORK_VERSIONS["otel"][end])
+
+
+@nox.session
+def phoenix(session: nox.Session) -> None:
+    """The proof: the LangChain and LlamaIndex examples, sent to a real Phoenix server."""
+    peers = [
+        "arize-phoenix>=20",
+        "arize-phoenix-client>=3.5",
+        "openinference-instrumentation-langchain>=0.1.80",
+        "openinference-instrumentation-llama-index>=4.6",
+    ]
+    frameworks = [*LANGCHAIN_NEWEST, *LLAMAINDEX_NEWEST]
+    run_tests(session, "phoenix", [f"{CORE}[otel]", LANGCHAIN, LLAMAINDEX], [*frameworks, *peers])
+
+
+@nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check over the whole repository."""
     session.install("ruff>=0.6")
@@ -88,15 +177,42 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def types(session: nox.Session) -> None:
     """mypy --strict over every distribution under packages/."""
-    session.install("mypy>=1.10", SERVERS, "httpx>=0.27")
+    session.install(
+        "mypy>=1.10",
+        f"{CORE}[proxy,explorer,otel,otel-grpc]",
+        LANGCHAIN,
+        LLAMAINDEX,
+        AUTOGEN,
+        "httpx>=0.27",
+        *LANGCHAIN_NEWEST,
+        *LLAMAINDEX_NEWEST,
+        *AUTOGEN_NEWEST,
+    )
     session.run("mypy")
 
 
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks: each prints its ratios against a baseline measured in the same run."""
-    session.install(SERVERS, "httpx>=0.27")
-    scripts = ("record_step", "sqlite_sink", "proxy", "explorer")
+    session.install(
+        SERVERS,
+        LANGCHAIN,
+        LLAMAINDEX,
+        AUTOGEN,
+        "httpx>=0.27",
+        *LANGCHAIN_NEWEST,
+        *LLAMAINDEX_NEWEST,
+        *AUTOGEN_NEWEST,
+    )
+    scripts = (
+        "record_step",
+        "sqlite_sink",
+        "proxy",
+        "explorer",
+        "langchain",
+        "llamaindex",
+        "autogen",
+    )
     for script in scripts:
         session.run("python", f"benchmarks/bench_{script}.py", *session.posargs)
 
