@@ -157,12 +157,13 @@ def otel(session: nox.Session, end: str) -> None:
 def phoenix(session: nox.Session) -> None:
     """The proof: the LangChain and LlamaIndex examples, sent to a real Phoenix server."""
     peers = [
-        "arize-phoenix>=20",
+        # Older 20.x releases fail to import on Python 3.11 (a mutable dataclass default).
+        "arize-phoenix>=20.26",
         "arize-phoenix-client>=3.5",
         "openinference-instrumentation-langchain>=0.1.80",
         "openinference-instrumentation-llama-index>=4.6",
     ]
-    frameworks = [*LANGCHAIN_NEWEST, *LLAMAINDEX_NEWEST]
+    frameworks = ["langchain-core>=1.7,<2", "llama-index-core>=0.14,<0.15"]
     run_tests(session, "phoenix", [f"{CORE}[otel]", LANGCHAIN, LLAMAINDEX], [*frameworks, *peers])
 
 
