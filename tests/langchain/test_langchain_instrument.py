@@ -112,6 +112,34 @@ def test_same_session_twice_is_one_step(steps_of: StepsOf) -> None:
     assert len(steps_of("lc-instr-0007")) == 1
 
 
+def test_uninstrument_when_langchain_changed_its_hook_list(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, steps_of: StepsOf
+) -> None:
+    """A hook registry of an unknown shape: uninstrument() warns, never raises, and no thread
+    records new runs, although the hook could not be removed."""
+    instrumentor = LangChainInstrumentor()
+    assert instrumentor.instrument() is True
+    registered = langchain_context._configure_hooks
+    ours = our_hooks()
+    monkeypatch.setattr(langchain_context, "_configure_hooks", tuple(registered))
+    try:
+        with caplog.at_level(logging.WARNING, logger="agentsession"):
+            assert instrumentor.uninstrument() is True
+        assert "could not unregister the LangChain configure hook" in caplog.text
+
+        def worker() -> None:  # a new thread's context: the hook's default, our handler
+            with using_session("lc-instr-0008"):
+                chain().invoke({"question": "after uninstrument"})
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        thread.join(5)
+        assert steps_of("lc-instr-0008") == []
+    finally:
+        for hook in ours:
+            registered.remove(hook)
+
+
 def test_framework_missing_is_reported_not_raised(caplog: pytest.LogCaptureFixture) -> None:
     """An instrumentor for an absent distribution warns and returns False."""
 

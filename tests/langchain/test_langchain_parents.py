@@ -69,6 +69,24 @@ def test_nested_agent_steps_link_to_the_calling_step(steps_of: StepsOf) -> None:
     assert handler.open_runs == 0
 
 
+def test_instrumented_nested_agent_in_the_same_session(steps_of: StepsOf) -> None:
+    """With instrument() only, a nested agent's steps link to the calling step, also where
+    LangGraph runs the nested graph on the manager the tool was given."""
+    agentsession_langchain.instrument()
+
+    @tool
+    def research(question: str, config: RunnableConfig) -> str:
+        """Ask the research agent."""
+        result = inner_agent().invoke({"messages": [("user", question)]}, config)
+        return str(result["messages"][-1].content)
+
+    with using_session("lc-nested-0002"):
+        outer_agent(research).invoke({"messages": [("user", "What should I pack?")]})
+    outer_ask, inner_ask, inner_answer, outer_answer = steps_of("lc-nested-0002")
+    assert (inner_ask.parent_trace_id, inner_answer.parent_trace_id) == (outer_ask.trace_id,) * 2
+    assert (outer_ask.parent_trace_id, outer_answer.parent_trace_id) == (None, None)
+
+
 def test_child_session_links_across_sessions(steps_of: StepsOf) -> None:
     """A tool that runs its agent in session.child() with its own handler: the sub-session's
     steps point at the outer step that called the tool."""

@@ -59,6 +59,10 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         self._steps: dict[RunKey, tuple[StepHandle, Token[StepHandle | None] | None]] = {}
         self._watches: dict[RunKey, tuple[asyncio.Task[Any], Callable[..., None]]] = {}
 
+    def retire(self) -> None:
+        """Record no new run from now on; the steps under way still end."""
+        self._retired = True
+
     @property
     def open_runs(self) -> int:
         """Runs started and not yet ended (0 between invocations: nothing is kept)."""
@@ -274,6 +278,8 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         prompt: Sequence[Any],
         chat: bool,
     ) -> None:
+        if self._retired:
+            return
         scope = None if parent_run_id is None else self._parent_scope(parent_run_id)
         if (claimed or run_id in recording or (scope is not None and scope.delegated)) and (
             self._skips(run_id, parent_run_id, scope)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 from typing import Any
 
-from agentsession.instrumentation import Instrumentor, warn_once
+from agentsession.instrumentation import Instrumentor, record_fault, warn_once
 
 from ._handler import SessionCallbackHandler
 from ._package import _instruments
@@ -50,6 +50,8 @@ class LangChainInstrumentor(Instrumentor):
             "agentsession_langchain_handler",
             default=SessionCallbackHandler(),  # noqa: B039 - one shared handler is the point
         )
+        # Inheritable: LangGraph runs a nested graph on the manager its caller was given,
+        # without configuring a new one, so a handler added per configure call would miss it.
         register_configure_hook(hook, inheritable=True)
         self._hook = hook
 
@@ -57,22 +59,34 @@ class LangChainInstrumentor(Instrumentor):
         hook, self._hook = self._hook, None
         if hook is None:
             return
-        # LangChain has no public way to unregister a hook; its registry is a list of tuples
-        # whose first item is the variable. Runs already started keep the handler until they end.
-        from langchain_core.tracers import context
-
-        hooks = getattr(context, "_configure_hooks", None)
-        removed = False
-        if isinstance(hooks, list):
-            for entry in list(hooks):
-                if isinstance(entry, tuple) and entry and entry[0] is hook:
-                    hooks.remove(entry)
-                    removed = True
-        if not removed:
-            # The variable stays registered: make sure it hands LangChain no handler.
-            hook.set(None)
+        handler = hook.get()
+        try:
+            removed = _unregister(hook)
+        except Exception as exc:
+            record_fault("langchain", exc)
+            removed = False
+        if not removed and handler is not None:
+            # Every context that never set the variable still hands LangChain its default:
+            # the handler itself must stop recording.
+            handler.retire()
             warn_once(
                 "langchain:unregister",
-                "agentsession: could not unregister the LangChain configure hook; runs in "
-                "contexts copied before uninstrument() may still be recorded",
+                "agentsession: could not unregister the LangChain configure hook; it stays "
+                "registered but records nothing",
             )
+
+
+def _unregister(hook: ContextVar[SessionCallbackHandler | None]) -> bool:
+    """Remove ``hook`` from LangChain's hook registry; False if that registry is not the list
+    of ``(variable, ...)`` tuples it is today: LangChain has no public way to unregister."""
+    from langchain_core.tracers import context
+
+    hooks = getattr(context, "_configure_hooks", None)
+    if not isinstance(hooks, list):
+        return False
+    removed = False
+    for entry in list(hooks):
+        if isinstance(entry, tuple) and entry and entry[0] is hook:
+            hooks.remove(entry)
+            removed = True
+    return removed

@@ -114,11 +114,13 @@ class RunBook:
         self.session = session
         self._scopes: dict[RunKey, Scope] = {}
         self._tools: dict[RunKey, ToolRun] = {}
-        # Parent run -> the scope of a tool running under it. Older langchain-core (0.3.10)
-        # hands a tool function its parent's config, so what the tool starts looks like the
-        # tool's sibling: while the tool runs, a chain or model under its parent is its.
+        # Parent run -> the scope of a tool running under it. langchain-core (0.3 and 1.x) hands
+        # a tool function that takes a ``config`` its parent's config, so what the tool starts
+        # looks like the tool's sibling: while the tool runs, a run under its parent is its.
         self._tool_under: dict[RunKey, Scope] = {}
         self._lock = threading.Lock()
+        # Set when LangChain may keep calling this handler, but it must record no new run.
+        self._retired = False
 
     def _parent_scope(self, parent_run_id: RunKey | None) -> Scope | None:
         """The scope a chain or model run joins: its parent's, or a tool's started from it."""
@@ -217,6 +219,8 @@ class RunBook:
         name: str,
         tool_input: Any,
     ) -> None:
+        if self._retired:
+            return
         scope = None if parent_run_id is None else self._scopes.get(parent_run_id)
         tracker = None
         if self._skips(run_id, parent_run_id, scope):
