@@ -1,6 +1,6 @@
 """The LangChain adapter's tests: fresh agentsession state per test (the ``isolated`` fixture of
 the root conftest.py), no LangSmith tracing, instrument() off after every test, and no run left in
-the registries handlers share."""
+the registries handlers share, nor a tool in the context."""
 
 from __future__ import annotations
 
@@ -34,3 +34,4 @@ def _langchain_test_state(
     agentsession_langchain.uninstrument()
     assert _runs.recording == {}
     assert _runs.claimed == {}
+    assert _runs._inside_tool.get() is None

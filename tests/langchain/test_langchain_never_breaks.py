@@ -144,3 +144,37 @@ def test_instrumented_run_with_a_failing_default_backend(caplog: pytest.LogCaptu
         assert chain().invoke({"question": "q"}) == "fine"
     assert agentsession.get_stats()["dropped.backend_error"] >= 1
     no_langchain_handler_warnings(caplog)
+
+
+async def test_open_steps_and_their_task_watches_are_bounded(
+    steps_of: StepsOf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_OPEN_RUNS model runs that never end, the oldest step fails as never ended and
+    its task watch goes with it; the others still end as cancelled with their task."""
+    import asyncio
+    from uuid import uuid4
+
+    from langchain_core.messages import HumanMessage
+
+    monkeypatch.setattr(_handler, "MAX_OPEN_RUNS", 2)
+    runs = [uuid4() for _ in range(3)]
+    with SessionTracker("lc-bounded-0001") as session:
+        handler = SessionCallbackHandler(session)
+
+        async def start_and_hang() -> None:
+            for run in runs:
+                handler.on_chat_model_start({}, [[HumanMessage("hi")]], run_id=run)
+            await asyncio.Event().wait()
+
+        task = asyncio.create_task(start_and_hang())
+        await asyncio.sleep(0)
+        assert handler.open_runs == 2
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        assert handler.open_runs == 0
+    assert [(s.status, s.error) for s in steps_of("lc-bounded-0001")] == [
+        ("failed", "the LangChain run never ended"),
+        ("cancelled", "CancelledError: the task was cancelled"),
+        ("cancelled", "CancelledError: the task was cancelled"),
+    ]
+    assert agentsession.get_stats()["dropped.langchain_runs"] == 1

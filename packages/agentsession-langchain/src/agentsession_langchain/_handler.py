@@ -30,6 +30,13 @@ def _key(run_id: UUID | None) -> RunKey | None:
     return None if run_id is None else run_id.int
 
 
+_OpenStep = tuple[
+    StepHandle,
+    "Token[StepHandle | None] | None",
+    "asyncio.Task[Any] | None",
+    "Callable[[asyncio.Task[Any]], None] | None",
+]
+
 _FAULT = "langchain"
 _FRAMEWORK = "langchain"
 
@@ -55,9 +62,9 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
 
     def __init__(self, session: SessionTracker | None = None) -> None:
         super().__init__(session)
-        # Each open step, with the token that gives its context back the step current before.
-        self._steps: dict[RunKey, tuple[StepHandle, Token[StepHandle | None] | None]] = {}
-        self._watches: dict[RunKey, tuple[asyncio.Task[Any], Callable[..., None]]] = {}
+        # Each open step, with the token that gives its context back the step current before,
+        # and the asyncio task watched for its cancellation with the callback watching it.
+        self._steps: dict[RunKey, _OpenStep] = {}
 
     def retire(self) -> None:
         """Record no new run from now on; the steps under way still end."""
@@ -66,8 +73,7 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
     @property
     def open_runs(self) -> int:
         """Runs started and not yet ended (0 between invocations: nothing is kept)."""
-        tables = (self._scopes, self._steps, self._tools, self._tool_under, self._watches)
-        return sum(len(table) for table in tables)
+        return len(self._scopes) + len(self._steps) + len(self._tools)
 
     # -- chains: links only --------------------------------------------------------------------
     def on_chain_start(
@@ -303,58 +309,50 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         else:
             step_input = prompt[0] if len(prompt) == 1 else list(prompt)
         name, provider, model = model_info(serialized, metadata, kwargs)
+        trace_id = f"{run_id:032x}"  # unique, of a trace id's form: LangSmith shows the same
         handle = tracker.begin_step(
             name=name,
             framework=_FRAMEWORK,
             provider=provider,
             model=model,
             input=step_input,
-            # The run id is unique and has the trace id's form: LangSmith shows the same id.
-            trace_id=f"{run_id:032x}",
+            trace_id=trace_id,
             parent_trace_id=None if scope is None else scope.parent_trace_id,
         )
+        if scope is not None:
+            scope.last_trace_id = trace_id
         recording[run_id] = tracker
         # HTTP hooks (instrument_http_client) then label the request with this step's index
         # instead of taking one of their own. Not for a batch of prompts in one run: their
         # steps would be activated and given back out of order.
         token = handle.activate() if kwargs.get("batch_size", 1) == 1 else None
+        # Close the step as cancelled if its task is: LangChain reports no error for a model
+        # call whose task was cancelled (``asyncio.wait_for`` timing out, a client going away).
+        # A task that ends normally proves nothing: LangChain may have started the run in a
+        # helper task and go on with it elsewhere.
+        task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
+        watch = None
+        if task is not None:
+            watch = functools.partial(self._task_done, run_id)
+            task.add_done_callback(watch)
         steps = self._steps
-        steps[run_id] = (handle, token)
+        steps[run_id] = (handle, token, task, watch)
         if len(steps) > MAX_OPEN_RUNS:
             self._evict_oldest(steps)
-        if asyncio._get_running_loop() is not None:
-            self._watch_task(run_id)
-
-    def _watch_task(self, run_id: RunKey) -> None:
-        """Close the step as cancelled if its task is: LangChain reports no error for a model
-        call whose task was cancelled (``asyncio.wait_for`` timing out, a client going away).
-
-        A task that ends normally proves nothing: LangChain may have started the run in a
-        helper task and go on with it elsewhere.
-        """
-        task = asyncio.current_task()
-        if task is None:
-            return
-        watch = functools.partial(self._task_done, run_id)
-        task.add_done_callback(watch)
-        self._watches[run_id] = (task, watch)
 
     def _task_done(self, run_id: RunKey, task: asyncio.Task[Any]) -> None:
         try:
-            self._watches.pop(run_id, None)
             if task.cancelled() and run_id in self._steps:
                 self._end(run_id, None, asyncio.CancelledError("the task was cancelled"))
         except Exception as exc:
             record_fault(_FAULT, exc)
 
     def _end(self, run_id: RunKey, response: LLMResult | None, error: BaseException | None) -> None:
-        if self._watches:
-            watched = self._watches.pop(run_id, None)
-            if watched is not None:
-                watched[0].remove_done_callback(watched[1])
         entry = self._steps.pop(run_id, None)
         if entry is not None:
-            handle, token = entry
+            handle, token, task, watch = entry
+            if task is not None and watch is not None:
+                task.remove_done_callback(watch)
             if token is not None:
                 handle.deactivate(token)
             recording.pop(run_id, None)

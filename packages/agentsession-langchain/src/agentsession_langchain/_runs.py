@@ -15,6 +15,13 @@ callbacks a nested call is given with its caller's, so that one run can reach se
   under way (a nested agent given ``SessionCallbackHandler(session.child())``). Handlers that
   were there before leave that subtree to it, as LangChain itself does when a nested call's
   callbacks replace its caller's.
+
+langchain-core (0.3 and 1.x) hands a tool function that takes a ``config`` its parent's
+config, so what the tool starts looks like the tool's sibling. LangChain calls ``on_tool_start``
+in the caller's context and runs the tool function in a copy of it, while true siblings
+(``RunnableParallel`` branches, ``ToolNode``'s parallel tools) run in contexts of their own:
+a context variable set from ``on_tool_start`` to ``on_tool_end`` tells the runs the tool
+started from its siblings.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar, Token
 from typing import Any
 
 from agentsession import SessionTracker, StepHandle
@@ -29,7 +37,6 @@ from agentsession.instrumentation import count, describe_error, resolve_session,
 
 __all__ = [
     "MAX_OPEN_RUNS",
-    "ROOT",
     "RunBook",
     "RunKey",
     "Scope",
@@ -52,7 +59,15 @@ claimed: dict[RunKey, SessionTracker] = {}
 class Scope:
     """What the runs below one root, chain or tool run share."""
 
-    __slots__ = ("auto", "claim", "delegated", "owner", "parent_trace_id", "tracker")
+    __slots__ = (
+        "auto",
+        "claim",
+        "delegated",
+        "last_trace_id",
+        "owner",
+        "parent_trace_id",
+        "tracker",
+    )
 
     def __init__(
         self,
@@ -69,39 +84,63 @@ class Scope:
         self.auto = False
         # Trace id of the LLM step whose tool call started this subtree, if any.
         self.parent_trace_id = parent_trace_id
+        # Trace id of the latest LLM step of this subtree itself (not of the agents its tools
+        # run): the step whose tool calls a tool run below answers, even while other tools of
+        # that step run agents at the same time.
+        self.last_trace_id: str | None = None
         # Another handler records this subtree.
         self.delegated = delegated
         # The owner run is in ``claimed`` on this handler's behalf.
         self.claim = False
 
 
-ROOT = Scope(None)
-"""The scope of every root run of a handler that has its own session: nothing to share."""
-
-
 class ToolRun:
     """A tool or retriever call under way: what its tool call record will say."""
 
-    __slots__ = ("input", "name", "parent_run_id", "perf_start", "scope", "started_ns", "tracker")
+    __slots__ = (
+        "book",
+        "ended",
+        "input",
+        "name",
+        "outer",
+        "parent_run_id",
+        "perf_start",
+        "scope",
+        "started_ns",
+        "token",
+        "tracker",
+    )
 
     def __init__(
         self,
+        book: RunBook,
         tracker: SessionTracker,
         name: str,
         input: Any,
         scope: Scope,
         parent_run_id: RunKey | None,
     ) -> None:
+        self.book = book
         self.tracker = tracker
         self.name = name
         self.input = input
         self.scope = scope
         self.parent_run_id = parent_run_id
+        self.ended = False
+        # The tool around this one in the context its function runs in, and the token that
+        # gives the caller's context back the value it had before ``on_tool_start``.
+        self.outer: ToolRun | None = None
+        self.token: Token[ToolRun | None] | None = None
         self.started_ns = time.time_ns()
         self.perf_start = time.perf_counter_ns()
 
     def duration_ms(self) -> float:
         return (time.perf_counter_ns() - self.perf_start) / 1e6
+
+
+_inside_tool: ContextVar[ToolRun | None] = ContextVar("agentsession_langchain_tool", default=None)
+"""The innermost recorded tool whose function runs in this context (each links to the one
+around it): set by ``on_tool_start``, reset by ``on_tool_end`` / ``on_tool_error``."""
 
 
 class RunBook:
@@ -114,23 +153,29 @@ class RunBook:
         self.session = session
         self._scopes: dict[RunKey, Scope] = {}
         self._tools: dict[RunKey, ToolRun] = {}
-        # Parent run -> the scope of a tool running under it. langchain-core (0.3 and 1.x) hands
-        # a tool function that takes a ``config`` its parent's config, so what the tool starts
-        # looks like the tool's sibling: while the tool runs, a run under its parent is its.
-        self._tool_under: dict[RunKey, Scope] = {}
         self._lock = threading.Lock()
         # Set when LangChain may keep calling this handler, but it must record no new run.
         self._retired = False
 
     def _parent_scope(self, parent_run_id: RunKey | None) -> Scope | None:
-        """The scope a chain or model run joins: its parent's, or a tool's started from it."""
+        """The scope a run joins: its parent's, or that of the tool that started it."""
         if parent_run_id is None:
             return None
-        if self._tool_under:
-            scope = self._tool_under.get(parent_run_id)
+        if _inside_tool.get() is not None:
+            scope = self._tool_scope(parent_run_id)
             if scope is not None:
                 return scope
         return self._scopes.get(parent_run_id)
+
+    def _tool_scope(self, parent_run_id: RunKey) -> Scope | None:
+        """The scope of this handler's tool whose function runs in this context and was started
+        under ``parent_run_id``: a run reported under the tool's parent is the tool's."""
+        tool = _inside_tool.get()
+        while tool is not None:
+            if tool.parent_run_id == parent_run_id and tool.book is self and not tool.ended:
+                return tool.scope
+            tool = tool.outer
+        return None
 
     def _delegates(self, run_id: RunKey) -> bool:
         """Whether ``run_id``'s subtree is recorded by another handler, with another session."""
@@ -141,10 +186,10 @@ class RunBook:
         """Map a chain run to its scope (and its parent's, mostly: the shared object)."""
         scopes = self._scopes
         if parent_run_id is None:
-            scope = ROOT if self.session is not None else Scope(run_id)
+            scope = Scope(run_id)
         else:
             parent = scopes.get(parent_run_id)
-            if parent is None or self._tool_under or claimed:
+            if parent is None or claimed or _inside_tool.get() is not None:
                 scope = self._join(run_id, parent_run_id, parent)
             else:
                 scope = parent
@@ -156,7 +201,7 @@ class RunBook:
     def _join(self, run_id: RunKey, parent_run_id: RunKey, parent: Scope | None) -> Scope:
         """The scope of a run below a tool, below another handler's subtree, or below a run
         this handler never saw."""
-        tool_scope = self._tool_under.get(parent_run_id) if self._tool_under else None
+        tool_scope = self._tool_scope(parent_run_id)
         if tool_scope is not None:
             parent = tool_scope
         if parent is None:
@@ -202,7 +247,7 @@ class RunBook:
         enclosing run's. Below a root run that found none, the first run to ask makes one
         (auto ids on) for the whole run tree; it ends with that root run."""
         tracker = resolve_session(None, metadata, auto=False)
-        if tracker is not None or scope is None or scope is ROOT:
+        if tracker is not None or scope is None:
             return tracker
         if scope.tracker is None:
             with self._lock:  # batch() workers under one root must share one new session
@@ -221,7 +266,7 @@ class RunBook:
     ) -> None:
         if self._retired:
             return
-        scope = None if parent_run_id is None else self._scopes.get(parent_run_id)
+        scope = self._parent_scope(parent_run_id)
         tracker = None
         if self._skips(run_id, parent_run_id, scope):
             if scope is None or not scope.delegated:
@@ -230,17 +275,23 @@ class RunBook:
             # A tool called on its own opens no session: its call would belong to no step.
             tracker = self.session or self._tracker_for(metadata, scope)
         if tracker is None:
-            self._scopes[run_id] = scope or (ROOT if self.session is not None else Scope(run_id))
+            self._scopes[run_id] = scope or Scope(run_id)
             return
         recording[run_id] = tracker
-        parent_trace_id = tracker.latest_trace_id
-        if parent_trace_id is None and scope is not None:
-            parent_trace_id = scope.parent_trace_id
+        # The step whose tool call this is: the latest of the subtree the tool runs in, else the
+        # one that called the tool running that subtree, else the session's latest.
+        parent_trace_id = None
+        if scope is not None:
+            parent_trace_id = scope.last_trace_id or scope.parent_trace_id
+        if parent_trace_id is None:
+            parent_trace_id = tracker.latest_trace_id
         tool_scope = Scope(run_id, tracker, parent_trace_id)
         self._scopes[run_id] = tool_scope
-        self._tools[run_id] = ToolRun(tracker, name, tool_input, tool_scope, parent_run_id)
+        tool = ToolRun(self, tracker, name, tool_input, tool_scope, parent_run_id)
+        self._tools[run_id] = tool
         if parent_run_id is not None:
-            self._tool_under[parent_run_id] = tool_scope
+            tool.outer = _inside_tool.get()
+            tool.token = _inside_tool.set(tool)
         if len(self._tools) > MAX_OPEN_RUNS:
             self._evict_oldest(self._tools)
 
@@ -250,11 +301,15 @@ class RunBook:
         if tool is None:
             return
         recording.pop(run_id, None)
-        if (
-            tool.parent_run_id is not None
-            and self._tool_under.get(tool.parent_run_id) is tool.scope
-        ):
-            del self._tool_under[tool.parent_run_id]
+        tool.ended = True
+        if tool.token is not None:
+            try:
+                _inside_tool.reset(tool.token)
+            except (ValueError, RuntimeError):
+                # Ended in another context than the one it started in: that one keeps the
+                # tool (ended, so ignored); this one forgets it if it shows it.
+                if _inside_tool.get() is tool:
+                    _inside_tool.set(tool.outer)
         tool.tracker.record_tool_call(
             tool.name,
             tool.input,
@@ -280,5 +335,9 @@ class RunBook:
         )
         recording.pop(run_id, None)
         claimed.pop(run_id, None)
-        if isinstance(entry, StepHandle):
-            entry.fail("the LangChain run never ended")
+        if isinstance(entry, tuple) and isinstance(entry[0], StepHandle):
+            # An open step: (handle, activation token, task watched, its done callback).
+            handle, _, task, watch = entry
+            if task is not None:
+                task.remove_done_callback(watch)
+            handle.fail("the LangChain run never ended")
