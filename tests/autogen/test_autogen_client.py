@@ -136,7 +136,7 @@ async def test_create_stream_is_one_step_relaying_every_chunk(
     assert step.status == "completed"
     assert step.output == "Paris is lovely"
     assert step.metadata["stream"] is True
-    assert step.metadata["first_chunk_ms"] >= 0
+    assert step.metadata["time_to_first_chunk_ms"] >= 0
 
 
 async def test_explicit_tracker_wins_over_the_session_in_force(

@@ -199,3 +199,26 @@ def test_deactivate_in_another_context_clears_the_current_step() -> None:
         assert current_step() is other
         step.deactivate(token)
         assert current_step() is None
+
+
+def test_first_chunk_delay_is_stored_in_metadata(steps_of: StepsOf) -> None:
+    """chunk_arrived() times only the first chunk; the delay lands in the step's metadata."""
+    tracker = SessionTracker()
+    with tracker.begin_step(metadata={"stream": True}) as step:
+        time.sleep(0.02)
+        step.chunk_arrived()
+        time.sleep(0.02)
+        step.chunk_arrived()
+    (stored,) = steps_of(tracker.session_id)
+    delay = stored.metadata["time_to_first_chunk_ms"]
+    assert 20 <= delay < stored.duration_ms - 15
+    assert stored.metadata["stream"] is True
+
+
+def test_no_chunk_no_first_chunk_delay(steps_of: StepsOf) -> None:
+    """A call that was not streamed has no time_to_first_chunk_ms."""
+    tracker = SessionTracker()
+    with tracker.begin_step():
+        pass
+    (stored,) = steps_of(tracker.session_id)
+    assert "time_to_first_chunk_ms" not in stored.metadata

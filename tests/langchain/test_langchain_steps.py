@@ -137,6 +137,15 @@ def test_stream_is_one_step_with_the_whole_answer(steps_of: StepsOf) -> None:
     assert "".join(map(str, chunks)) == "streamed"
     (step,) = steps_of("lc-stream-0001")
     assert step.output["content"] == "streamed"
+    assert 0 <= step.metadata["time_to_first_chunk_ms"] <= step.duration_ms
+
+
+def test_a_call_that_is_not_streamed_has_no_first_chunk_time(steps_of: StepsOf) -> None:
+    """invoke() records no time to first chunk."""
+    with SessionTracker("lc-no-stream-0001") as session:
+        FakeListChatModel(responses=["whole"]).invoke("go", config(session))
+    (step,) = steps_of("lc-no-stream-0001")
+    assert "time_to_first_chunk_ms" not in step.metadata
 
 
 async def test_astream_reports_tokens_when_the_model_does(steps_of: StepsOf) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 import weakref
 from collections import OrderedDict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
@@ -165,10 +164,8 @@ class ModelCall:
         "_guard_token",
         "_step_token",
         "cancellation_token",
-        "first_chunk_ms",
         "handle",
         "parent_trace_id",
-        "started_ns",
         "tracker",
     )
 
@@ -183,8 +180,6 @@ class ModelCall:
         self.handle = handle
         self.parent_trace_id = parent_trace_id
         self.cancellation_token = cancellation_token
-        self.first_chunk_ms: float | None = None
-        self.started_ns = time.perf_counter_ns()
         self._step_token: Token[StepHandle | None] | None = None
         self._guard_token: Token[bool] | None = None
 
@@ -206,10 +201,6 @@ class ModelCall:
             record_fault(_FAULT, exc)
         self._step_token = self._guard_token = None
 
-    def chunk_arrived(self) -> None:
-        if self.first_chunk_ms is None:
-            self.first_chunk_ms = (time.perf_counter_ns() - self.started_ns) / 1e6
-
     def finish(self, result: CreateResult) -> None:
         """Close the step with the model's answer, its tokens and its finish reason."""
         output: Any = None
@@ -219,8 +210,6 @@ class ModelCall:
             metadata["finish_reason"] = result.finish_reason
             if result.cached:
                 metadata["cached"] = True
-            if self.first_chunk_ms is not None:
-                metadata["first_chunk_ms"] = round(self.first_chunk_ms, 3)
             input_tokens = result.usage.prompt_tokens
             output_tokens = result.usage.completion_tokens
             if self.tracker.capture.enabled:
@@ -369,7 +358,7 @@ async def record_stream(
             if isinstance(item, CreateResult):
                 result = item
             else:
-                call.chunk_arrived()
+                call.handle.chunk_arrived()
             yield item
     except GeneratorExit:
         # The consumer stopped reading: done if it had the result, abandoned otherwise.

@@ -155,6 +155,14 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         except Exception as exc:
             record_fault(_FAULT, exc)
 
+    def on_llm_new_token(self, token: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        try:
+            entry = self._steps.get(run_id.int)
+            if entry is not None:
+                entry[0].chunk_arrived()
+        except Exception as exc:
+            record_fault(_FAULT, exc)
+
     def on_llm_end(
         self,
         response: LLMResult,

@@ -215,8 +215,7 @@ class Recorder:
     def _on_chunk(self, event: Any) -> None:
         call = self.calls.get(event.span_id)
         if call is not None:
-            if not call.chunk_ns:
-                call.chunk_ns = time.perf_counter_ns()
+            call.handle.chunk_arrived()
             call.last = event.response
 
     def _on_llm_end(self, event: Any) -> None:
@@ -311,16 +310,12 @@ class Recorder:
         handle = call.handle
         try:
             input_tokens, output_tokens, total_tokens = _extract.usage_of(response)
-            metadata = None
-            if call.chunk_ns:
-                metadata = {"time_to_first_chunk_ms": (call.chunk_ns - call.perf_ns) / 1e6}
             handle.end(
                 _extract.completion_text(response) if call.capture else None,
                 model=_extract.response_model(response),
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 total_tokens=total_tokens,
-                metadata=metadata,
             )
         except Exception as exc:  # a response we cannot read: the call still succeeded
             record_fault(_FAULTS, exc)

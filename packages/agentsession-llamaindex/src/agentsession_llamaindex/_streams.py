@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import sys
-import time
 import weakref
 from collections import deque
 from collections.abc import Iterator
@@ -34,7 +33,7 @@ _STREAM_CLOSED = "the stream was closed before its end"
 class Call:
     """An LLM call being recorded as a step, from its start event to its end."""
 
-    __slots__ = ("capture", "chunk_ns", "handle", "last", "perf_ns", "root", "stream", "token")
+    __slots__ = ("capture", "handle", "last", "root", "stream", "token")
 
     def __init__(
         self,
@@ -47,8 +46,6 @@ class Call:
         self.capture = capture
         self.token = token
         self.root = root  # the span tree whose own new session this call's step is in, if any
-        self.perf_ns = time.perf_counter_ns()
-        self.chunk_ns = 0
         self.last: Any = None  # the latest streamed chunk
         self.stream: weakref.ref[Any] | None = None
 

@@ -19,9 +19,11 @@ if TYPE_CHECKING:
     from ._state import StateSnapshot
     from ._tracker import SessionTracker
 
-__all__ = ["StepHandle", "ToolCallRecord", "describe_error"]
+__all__ = ["FIRST_CHUNK_KEY", "StepHandle", "ToolCallRecord", "describe_error"]
 
 _MAX_ERROR_CHARS = 4_000
+FIRST_CHUNK_KEY = "time_to_first_chunk_ms"
+"""Step metadata: milliseconds from a streamed call's start to its first chunk."""
 
 
 def _utc(ns: int) -> datetime:
@@ -92,6 +94,7 @@ class StepHandle:
         "duration_ms",
         "ended",
         "error",
+        "first_chunk_ns",
         "framework",
         "input",
         "input_tokens",
@@ -163,6 +166,7 @@ class StepHandle:
         self.cost_usd: float | None = None
         self.duration_ms = 0.0
         self.ended = False
+        self.first_chunk_ns: int | None = None
         self._context_token: Token[StepHandle | None] | None = None
         self.started_ns = time.time_ns()
         self._perf_start = time.perf_counter_ns()
@@ -235,6 +239,14 @@ class StepHandle:
             self.metadata = {**self.metadata, **metadata} if self.metadata else metadata
         if self.recorded:
             self._tracker._finish_step(self)
+
+    def chunk_arrived(self) -> None:
+        """Note a streamed chunk; the first one's delay is stored as ``time_to_first_chunk_ms``.
+
+        Cheap enough to call for every chunk: only the first one is timed.
+        """
+        if self.first_chunk_ns is None:
+            self.first_chunk_ns = time.perf_counter_ns()
 
     def activate(self) -> Token[StepHandle | None]:
         """Make this step :func:`current_step` in this context until it ends.
@@ -316,5 +328,11 @@ class StepHandle:
             output=captured_output,
             user_id=self.user_id,
             tags=self.tags,
-            metadata=self.metadata or {},
+            metadata=self._metadata_with_timings(),
         )
+
+    def _metadata_with_timings(self) -> dict[str, Any]:
+        if self.first_chunk_ns is None:
+            return self.metadata or {}
+        delay_ms = round((self.first_chunk_ns - self._perf_start) / 1e6, 3)
+        return {**(self.metadata or {}), FIRST_CHUNK_KEY: delay_ms}
