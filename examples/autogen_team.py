@@ -25,7 +25,7 @@ from autogen_core.models import CreateResult, ModelInfo, RequestUsage
 from autogen_ext.models.replay import ReplayChatCompletionClient
 
 import agentsession
-from agentsession import SessionReader, SessionTracker, current_session, render_timeline
+from agentsession import SessionTracker, current_session, render_session
 from agentsession_autogen import SessionChatCompletionClient
 
 TASK = "Book the cheapest flight to Paris on 1 December"
@@ -108,12 +108,7 @@ def main() -> None:
     # The scripted model warns about what a real one does (tool_choice, token counts): hush it.
     logging.getLogger("autogen_core.events").setLevel(logging.ERROR)
     session = record()
-    agentsession.flush()  # every step is in the store once this returns
-    store = session.backend
-    assert isinstance(store, SessionReader), "the default backends can be read back"
-    summary = store.get_session(session.session_id)
-    assert summary is not None, "the session should be in the store after flush()"
-    print(render_timeline(summary, store.list_steps(session.session_id)))
+    print(render_session(session))
     print(f"\nStored in {agentsession.get_settings().backend_url}")
     print(f"Replay it with: agentsession sessions show {session.session_id}")
 

@@ -20,7 +20,7 @@ from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
 from langchain_core.tools import tool
 
 import agentsession
-from agentsession import SessionReader, SessionTracker, render_timeline
+from agentsession import SessionTracker, render_session
 from agentsession_langchain import SessionCallbackHandler
 
 TURNS = (
@@ -90,12 +90,7 @@ def run(session_id: str | None = None) -> str:
 
 def main() -> None:
     session = chat()
-    agentsession.flush()  # the background writer has stored every step once this returns
-    store = session.backend
-    assert isinstance(store, SessionReader), "the default backend should be readable"
-    summary = store.get_session(session.session_id)
-    assert summary is not None, "the session should be in the store after flush()"
-    print(render_timeline(summary, store.list_steps(session.session_id)))
+    print(render_session(session))
     print(f"\nStored in {agentsession.get_settings().backend_url}")
     print(f"Replay it with: agentsession sessions show {session.session_id}")
 

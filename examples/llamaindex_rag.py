@@ -16,7 +16,7 @@ from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.llms import MockLLM
 
 import agentsession
-from agentsession import SessionTracker, render_timeline
+from agentsession import SessionTracker, render_session
 from agentsession_llamaindex import instrument
 
 DOCUMENTS = [
@@ -61,11 +61,7 @@ def run(session_id: str | None = None) -> str:
 
 def main() -> None:
     session = record()
-    agentsession.flush()  # every step is in the store once this returns
-    store = session.backend
-    summary = store.get_session(session.session_id)  # type: ignore[attr-defined]
-    assert summary is not None, "the session should be in the store after flush()"
-    print(render_timeline(summary, store.list_steps(session.session_id)))  # type: ignore[attr-defined]
+    print(render_session(session))
     print(f"\nStored in {agentsession.get_settings().backend_url}")
     print(f"Replay it with: agentsession sessions show {session.session_id}")
 

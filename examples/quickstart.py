@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 import agentsession
-from agentsession import SessionTracker, render_timeline
+from agentsession import SessionTracker, render_session
 
 
 @dataclass
@@ -87,11 +87,7 @@ def run_agent(question: str) -> SessionTracker:
 
 def main() -> None:
     session = run_agent("Book a flight to Paris on December 1st")
-    agentsession.flush()  # the background writer has stored every step once this returns
-    store = session.backend
-    summary = store.get_session(session.session_id)
-    assert summary is not None, "the session should be in the store after flush()"
-    print(render_timeline(summary, store.list_steps(session.session_id)))
+    print(render_session(session))
     print(f"\nStored in {agentsession.get_settings().backend_url}")
     print(f"Replay it with: agentsession sessions show {session.session_id}")
 

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from agentsession import SessionTracker, SQLiteBackend
 from agentsession._models import ModelUsage, SessionPage, SessionSummary, Step, ToolCall
-from agentsession._timeline import BAR_WIDTH, WIDTH, render_session_list, render_timeline
+from agentsession._timeline import (
+    BAR_WIDTH,
+    WIDTH,
+    render_session,
+    render_session_list,
+    render_timeline,
+)
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 SESSION_ID = "0190a1b2-3c4d-7e8f-9a0b-c1d2e3f4a5b6"
@@ -340,3 +350,29 @@ def test_session_list_cuts_long_ids_to_a_prefix() -> None:
 def test_empty_session_list_says_so() -> None:
     """A page without sessions renders a short note."""
     assert render_session_list(SessionPage(sessions=[], total=0)) == "No sessions found.\n"
+
+
+def test_render_session_reads_back_what_a_tracker_recorded(tmp_path: Path) -> None:
+    """render_session waits for the writer and draws the steps stored in the tracker's backend."""
+    backend = SQLiteBackend(tmp_path / "sessions.db")
+    with SessionTracker("render-me-0001", backend=backend) as session:
+        session.set_state("city", "Paris")
+        with session.begin_step(model="gpt-4o-mini") as step:
+            step.end("hi", input_tokens=3, output_tokens=2)
+    text = render_session(session)
+    assert "render-me-0001" in text
+    assert re.search(r"^0\s.*gpt-4o-mini.*completed", text, re.MULTILINE)
+    assert "+city" in text
+
+
+def test_render_session_refuses_a_write_only_backend() -> None:
+    """A backend that cannot be read back is named in a TypeError, not a crash elsewhere."""
+
+    class WriteOnly:
+        def write(self, events: Any) -> None: ...
+        def flush(self) -> None: ...
+        def close(self) -> None: ...
+
+    session = SessionTracker(backend=WriteOnly())
+    with pytest.raises(TypeError, match="WriteOnly cannot be read back"):
+        render_session(session)

@@ -50,7 +50,7 @@ from ._models import (
 from ._pricing import ModelPrice, PriceTable, get_price_table, set_price_table
 from ._scores import score_session
 from ._step import StepHandle
-from ._timeline import render_session_list, render_timeline
+from ._timeline import render_session, render_session_list, render_timeline
 from ._tracker import SessionTracker
 from ._worker import flush_all as flush
 from ._worker import set_default_backend
@@ -113,6 +113,7 @@ __all__ = [
     "new_session_id",
     "parse_headers",
     "propagate_context",
+    "render_session",
     "render_session_list",
     "render_timeline",
     "score_session",

@@ -1,7 +1,8 @@
 """Plain-text views of recorded sessions for a terminal: a session table and a step timeline.
 
-Everything here is a pure function of the models, so the CLI, tests and notebooks render the same
-text. Lines fit in :data:`WIDTH` columns; colours are ANSI codes added only when asked for.
+Everything here but :func:`render_session` is a pure function of the models, so the CLI, tests
+and notebooks render the same text. Lines fit in :data:`WIDTH` columns; colours are ANSI codes
+added only when asked for.
 """
 
 from __future__ import annotations
@@ -9,14 +10,19 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _text as fmt
 from ._models import Score, SessionPage, SessionSummary, Step
 from ._replay import state_diff, step_tree
 from ._text import WIDTH
+from ._worker import flush_all
+from .backends._base import SessionReader
 
-__all__ = ["BAR_WIDTH", "WIDTH", "render_session_list", "render_timeline"]
+if TYPE_CHECKING:
+    from ._tracker import SessionTracker
+
+__all__ = ["BAR_WIDTH", "WIDTH", "render_session", "render_session_list", "render_timeline"]
 
 BAR_WIDTH = 30
 """Cells of the time axis each step's bar is drawn on."""
@@ -82,6 +88,22 @@ def render_timeline(
     else:
         lines.append("No steps recorded.")
     return "\n".join(lines) + "\n"
+
+
+def render_session(session: SessionTracker, *, color: bool = False, timeout: float = 10.0) -> str:
+    """The timeline of what ``session`` has recorded, read back from its backend.
+
+    Waits up to ``timeout`` seconds for the background writer first. For a script's last line
+    (``print(render_session(session))``); raises TypeError for a write-only backend (OTLP).
+    """
+    flush_all(timeout)
+    store = session.backend
+    if not isinstance(store, SessionReader):
+        raise TypeError(f"{type(store).__name__} cannot be read back: it is write-only")
+    summary = store.get_session(session.session_id)
+    if summary is None:
+        raise LookupError(f"session {session.session_id!r} is not in {type(store).__name__}")
+    return render_timeline(summary, store.list_steps(session.session_id), color=color)
 
 
 # -- the summary header -------------------------------------------------------------------------
