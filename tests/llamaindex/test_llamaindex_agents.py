@@ -81,7 +81,7 @@ async def test_function_agent_with_a_query_engine_tool(
     assert "Paris" in str(result)
     first, inner, last = steps_of(session.session_id)
     assert [first.model, inner.model, last.model] == ["agent-model-2025", None, "agent-model-2025"]
-    assert first.name == ("astream_chat" if streaming else "achat")
+    assert first.name == ("ScriptedLLM.astream_chat" if streaming else "ScriptedLLM.achat")
     assert first.output["tool_calls"][0]["name"] == "lookup"
     assert inner.parent_trace_id == first.trace_id
     assert [c.name for c in inner.tool_calls] == [
@@ -116,7 +116,7 @@ async def test_sync_tool_with_its_own_llm_call(
     async with using_session("agent-sync-tool") as session:
         await agent.run(user_msg="Summarize this.")
     first, inner, last = steps_of(session.session_id)
-    assert (inner.name, inner.parent_trace_id) == ("complete", first.trace_id)
+    assert (inner.name, inner.parent_trace_id) == ("MockLLM.complete", first.trace_id)
     assert [c.name for c in last.tool_calls] == ["summarize"]
 
 

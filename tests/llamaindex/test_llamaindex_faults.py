@@ -129,4 +129,4 @@ def test_span_limit_is_counted_and_keeps_one_step_per_call(
     assert agentsession.get_stats()["llamaindex.spans_over_limit"] == 2
     assert sum("spans are open at once" in r.getMessage() for r in caplog.records) == 1
     assert agentsession.flush(5.0)
-    assert [s.name for s in backend.list_steps("faults-limit")] == ["chat", "chat"]
+    assert [s.name for s in backend.list_steps("faults-limit")] == ["MockLLM.chat", "MockLLM.chat"]

@@ -59,8 +59,8 @@ def test_mock_llm_sync_call_is_one_step(
         run_sync(method, MockLLM(max_tokens=3))
     steps = steps_of(session.session_id)
     assert [(s.step_index, s.name, s.status) for s in steps] == [
-        (0, method, "completed"),
-        (1, method, "completed"),
+        (0, f"MockLLM.{method}", "completed"),
+        (1, f"MockLLM.{method}", "completed"),
     ]
     assert all(s.framework == "llamaindex" for s in steps)
 
@@ -76,8 +76,8 @@ async def test_mock_llm_async_call_is_one_step(
         await run_async(method, MockLLM(max_tokens=3))
     steps = steps_of(session.session_id)
     assert [(s.step_index, s.name, s.status) for s in steps] == [
-        (0, method, "completed"),
-        (1, method, "completed"),
+        (0, f"MockLLM.{method}", "completed"),
+        (1, f"MockLLM.{method}", "completed"),
     ]
 
 
@@ -208,8 +208,8 @@ def test_stream_never_read_is_cancelled_once_collected(
         MockLLM(max_tokens=2).chat(MESSAGES)
     steps = steps_of(session.session_id)
     assert [(s.name, s.status) for s in steps] == [
-        ("stream_chat", "cancelled"),
-        ("chat", "completed"),
+        ("MockLLM.stream_chat", "cancelled"),
+        ("MockLLM.chat", "completed"),
     ]
 
 
@@ -286,4 +286,4 @@ def test_the_step_current_before_a_call_is_current_after_it(
     with tracker, tracker.begin_step(name="outer") as outer:
         run_sync(method, MockLLM(max_tokens=1))
         assert current_step() is outer
-    assert [s.name for s in steps_of(tracker.session_id)] == ["outer", method]
+    assert [s.name for s in steps_of(tracker.session_id)] == ["outer", f"MockLLM.{method}"]

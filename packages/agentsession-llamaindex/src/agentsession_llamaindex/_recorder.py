@@ -195,7 +195,7 @@ class Recorder:
             prompt = _extract.messages(prompt)
         instance = None if span is None else span.instance
         handle = tracker.begin_step(
-            name=_extract.label_of(span_id).rpartition(".")[2],
+            name=_extract.call_name(span_id, instance),
             framework=FRAMEWORK,
             provider=None if instance is None else _extract.provider_of(instance),
             model=_extract.model_of(event.model_dict),
