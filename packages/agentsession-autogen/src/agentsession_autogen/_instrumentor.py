@@ -30,7 +30,6 @@ from ._recording import is_recording, record_create, record_stream
 __all__ = ["AutoGenInstrumentor"]
 
 _FAULT = "autogen.instrument"
-_METHODS = ("create", "create_stream")
 _HOOK = "__init_subclass__"
 ORIGINAL = "__agentsession_original__"
 """Attribute of our wrappers naming the function they wrap."""
@@ -48,6 +47,7 @@ class _Switch:
 
 
 def _messages_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """The ``messages`` argument of a ``create`` / ``create_stream`` call."""
     return args[0] if args else kwargs.get("messages", ())
 
 
@@ -83,6 +83,7 @@ _WRAPPERS = {"create": _wrap_create, "create_stream": _wrap_create_stream}
 
 
 def _subclasses(cls: type) -> Iterator[type]:
+    """Every subclass of ``cls``, at any depth, once each."""
     seen: set[type] = set()
     pending: list[type] = [cls]
     while pending:
@@ -144,7 +145,7 @@ class AutoGenInstrumentor(Instrumentor):
             switch = self._switch
             if switch is None:
                 return
-            for name in _METHODS:
+            for name, wrap in _WRAPPERS.items():
                 original = cls.__dict__.get(name)
                 if (
                     not inspect.isfunction(original)
@@ -152,7 +153,7 @@ class AutoGenInstrumentor(Instrumentor):
                     or hasattr(original, ORIGINAL)
                 ):
                     continue
-                wrapper = _WRAPPERS[name](original, switch)
+                wrapper = wrap(original, switch)
                 setattr(cls, name, wrapper)
                 self._patched[(cls, name)] = (original, wrapper)
 

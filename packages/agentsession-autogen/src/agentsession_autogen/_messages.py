@@ -32,7 +32,6 @@ from agentsession import SessionTracker
 
 __all__ = [
     "ToolResult",
-    "arguments_data",
     "messages_data",
     "new_tool_results",
     "result_data",
@@ -40,11 +39,12 @@ __all__ = [
 ]
 
 _MAX_TOOL_NAMES = 64
+"""Names of the tools offered to a model kept in its step's metadata (the first ones)."""
 _REMEMBERED_RESULTS = 512
 """Tool results remembered per session, so a retried call does not list them a second time."""
 
 
-def arguments_data(arguments: str) -> Any:
+def _arguments_data(arguments: str) -> Any:
     """A function call's JSON arguments as data; the raw text when it is not valid JSON."""
     try:
         return json.loads(arguments)
@@ -53,7 +53,7 @@ def arguments_data(arguments: str) -> Any:
 
 
 def _call_data(call: FunctionCall) -> dict[str, Any]:
-    return {"id": call.id, "name": call.name, "arguments": arguments_data(call.arguments)}
+    return {"id": call.id, "name": call.name, "arguments": _arguments_data(call.arguments)}
 
 
 def _content_data(content: Any) -> Any:
@@ -193,7 +193,7 @@ def new_tool_results(tracker: SessionTracker, messages: Sequence[LLMMessage]) ->
         tool_results.append(
             ToolResult(
                 name=name,
-                input=None if call is None else arguments_data(call.arguments),
+                input=None if call is None else _arguments_data(call.arguments),
                 output=result.content,
                 error=result.content if result.is_error else None,
             )

@@ -132,7 +132,7 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
     ) -> None:
         try:
             self._begin(
-                run_id.int, _key(parent_run_id), serialized, metadata, kwargs, messages, True
+                run_id.int, _key(parent_run_id), serialized, metadata, kwargs, messages, chat=True
             )
         except Exception as exc:
             record_fault(_FAULT, exc)
@@ -150,7 +150,7 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
     ) -> None:
         try:
             self._begin(
-                run_id.int, _key(parent_run_id), serialized, metadata, kwargs, prompts, False
+                run_id.int, _key(parent_run_id), serialized, metadata, kwargs, prompts, chat=False
             )
         except Exception as exc:
             record_fault(_FAULT, exc)
@@ -290,11 +290,13 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         metadata: dict[str, Any] | None,
         kwargs: dict[str, Any],
         prompt: Sequence[Any],
+        *,
         chat: bool,
     ) -> None:
+        """Open the step of a chat-model (``chat``) or LLM run, unless another handler has it."""
         if self._retired:
             return
-        scope = None if parent_run_id is None else self._parent_scope(parent_run_id)
+        scope = self._parent_scope(parent_run_id)
         if (claimed or run_id in recording or (scope is not None and scope.delegated)) and (
             self._skips(run_id, parent_run_id, scope)
         ):

@@ -264,6 +264,8 @@ class RunBook:
         name: str,
         tool_input: Any,
     ) -> None:
+        """Start the tool call record of a tool or retriever run; only map its scope when no
+        session records it."""
         if self._retired:
             return
         scope = self._parent_scope(parent_run_id)
@@ -296,6 +298,7 @@ class RunBook:
             self._evict_oldest(self._tools)
 
     def _close_tool(self, run_id: RunKey, output: Any, error: str | None) -> None:
+        """End a tool or retriever run: its call goes to its session's next step."""
         self._scopes.pop(run_id, None)
         tool = self._tools.pop(run_id, None)
         if tool is None:
@@ -320,6 +323,7 @@ class RunBook:
         )
 
     def _evict_oldest(self, table: dict[RunKey, Any]) -> None:
+        """Drop the oldest entry of a full table, as a run that will never end."""
         with self._lock:
             try:
                 run_id = next(iter(table))

@@ -167,6 +167,7 @@ def message_dict(message: Any) -> dict[str, Any]:
 
 
 def messages(chat_messages: Sequence[Any]) -> list[dict[str, Any]]:
+    """A chat call's input: each message as :func:`message_dict` gives it."""
     return [message_dict(message) for message in chat_messages]
 
 
@@ -195,6 +196,7 @@ def nodes_summary(nodes: Sequence[Any]) -> list[dict[str, Any]]:
 
 
 def tool_name(tool: Any) -> str:
+    """The name a tool is offered to the model under, else its class name."""
     metadata = getattr(tool, "metadata", None)
     name = getattr(metadata, "name", None)
     return name if isinstance(name, str) and name else type(tool).__name__

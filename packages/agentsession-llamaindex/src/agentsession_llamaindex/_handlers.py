@@ -67,12 +67,12 @@ class SessionSpanHandler(BaseSpanHandler[Any]):
     event_handler: SessionEventHandler = Field(exclude=True, repr=False)
 
     def __init__(self, tracker: SessionTracker | None = None) -> None:
-        recorder = Recorder(tracker, {})
+        recorder = Recorder(tracker)
         # Not BaseSpanHandler.__init__: it cannot pass our fields on.
         BaseModel.__init__(
             self, recorder=recorder, event_handler=SessionEventHandler(recorder=recorder)
         )
-        self._lock = None
+        self._lock = None  # as BaseSpanHandler.__init__ leaves it: its ``lock`` makes one lazily
         recorder.spans = self.open_spans  # the dispatcher's shutdown() drops what is listed here
 
     @classmethod

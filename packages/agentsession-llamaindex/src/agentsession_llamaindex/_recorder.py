@@ -50,7 +50,7 @@ FRAMEWORK = "llamaindex"
 MAX_OPEN_SPANS = 100_000
 """Spans tracked at once; past it new spans are ignored (counted), so a leak cannot grow us."""
 
-_FAULTS = "llamaindex"
+_FAULT = "llamaindex"
 
 
 class Recorder:
@@ -60,9 +60,10 @@ class Recorder:
     them and logs the first: recording never changes what the application gets.
     """
 
-    def __init__(self, tracker: SessionTracker | None, spans: dict[str, Any]) -> None:
+    def __init__(self, tracker: SessionTracker | None) -> None:
         self.tracker = tracker
-        self.spans: dict[str, Span] = spans  # the span handler's open_spans
+        # Replaced by the span handler's ``open_spans`` once that handler exists.
+        self.spans: dict[str, Span] = {}
         self.calls: dict[str, Call] = {}  # by the span id of the call's outermost LLM span
         self._streams = Streams()
         self._lock = threading.Lock()
@@ -102,7 +103,7 @@ class Recorder:
                 mark_boundary(span, id_, bound_args, tags)
             spans[id_] = span
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
 
     def span_exit(self, id_: str, result: Any) -> None:
         try:
@@ -120,7 +121,7 @@ class Recorder:
                 if span.auto is not None:
                     self._root_ended(span, None)
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
 
     def span_drop(self, id_: str, err: BaseException | None) -> None:
         try:
@@ -135,7 +136,7 @@ class Recorder:
                 if span.auto is not None:
                     self._root_ended(span, err if err is not None else "the span was dropped")
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
 
     def _over_limit(self) -> None:
         count("llamaindex.spans_over_limit")
@@ -157,7 +158,7 @@ class Recorder:
             if route is not None:
                 route(event)
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
 
     def _route_of(self, kind: type) -> Callable[[Any], None] | None:
         """The handler of an event class we do not know by name (a subclass), else None."""
@@ -318,7 +319,7 @@ class Recorder:
                 total_tokens=total_tokens,
             )
         except Exception as exc:  # a response we cannot read: the call still succeeded
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
             handle.end()
         finally:
             self._call_ended(call)
@@ -334,7 +335,7 @@ class Recorder:
                 error, output=output, input_tokens=input_tokens, output_tokens=output_tokens
             )
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
             handle.fail(error)
         finally:
             self._call_ended(call)
@@ -388,7 +389,7 @@ class Recorder:
         try:
             self._reap()
         except Exception as exc:
-            record_fault(_FAULTS, exc)
+            record_fault(_FAULT, exc)
         self.calls.clear()
         self._streams.clear()
         self.spans.clear()

@@ -84,6 +84,7 @@ class Span:
 
 
 def root_of(span: Span) -> Span:
+    """The root span of ``span``'s tree: where the tree's own new session is kept."""
     while span.parent is not None:
         span = span.parent
     return span

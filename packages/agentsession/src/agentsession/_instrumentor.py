@@ -98,6 +98,7 @@ class Instrumentor(ABC):
 
     @property
     def is_instrumented(self) -> bool:
+        """Whether :meth:`instrument` is in effect (and :meth:`uninstrument` would undo it)."""
         return self._instrumented
 
     def instrument(self, **options: Any) -> bool:
@@ -133,7 +134,9 @@ class Instrumentor(ABC):
             return True
 
     @abstractmethod
-    def _instrument(self, **options: Any) -> None: ...
+    def _instrument(self, **options: Any) -> None:
+        """Add the hooks; called under the lock, once per :meth:`instrument` that succeeds."""
 
     @abstractmethod
-    def _uninstrument(self) -> None: ...
+    def _uninstrument(self) -> None:
+        """Remove exactly the hooks :meth:`_instrument` added; called under the lock."""

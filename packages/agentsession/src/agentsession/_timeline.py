@@ -94,7 +94,8 @@ def render_session(session: SessionTracker, *, color: bool = False, timeout: flo
     """The timeline of what ``session`` has recorded, read back from its backend.
 
     Waits up to ``timeout`` seconds for the background writer first. For a script's last line
-    (``print(render_session(session))``); raises TypeError for a write-only backend (OTLP).
+    (``print(render_session(session))``). Raises TypeError for a write-only backend (OTLP) and
+    LookupError when the backend holds nothing of the session.
     """
     flush_all(timeout)
     store = session.backend

@@ -76,6 +76,8 @@ class _Exported:
 
 @dataclass(frozen=True)
 class _Placement:
+    """Where a step's span goes: its trace, its own span id, its parent span and its links."""
+
     trace_id: int
     span_id: int
     parent: SpanContext | None
@@ -298,11 +300,8 @@ class OTelBackend:
         links: Sequence[Link],
         start_ns: int,
     ) -> trace.Span:
-        kind = (
-            SpanKind.CLIENT
-            if attributes.get("openinference.span.kind") == "LLM"
-            else (SpanKind.INTERNAL)
-        )
+        is_model_call = attributes.get("openinference.span.kind") == "LLM"
+        kind = SpanKind.CLIENT if is_model_call else SpanKind.INTERNAL
         if self._ids is None:
             return self._tracer.start_span(name, context, kind, attributes, links, start_ns)
         with self._ids.chosen(trace_id, span_id):
@@ -376,6 +375,7 @@ class OTelBackend:
 
 
 def _write_queued_steps(timeout_s: float) -> None:
+    """Exit hook: hand the steps still queued in agentsession's writer to the provider."""
     from .._worker import flush_all
 
     flush_all(timeout_s)

@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from .._health import count, warn_once
+from . import INSTALL_HINT
 
 __all__ = [
-    "INSTALL_HINT",
     "GRPC_INSTALL_HINT",
     "GuardedExporter",
     "Protocol",
@@ -28,7 +28,6 @@ __all__ = [
 
 Protocol = Literal["http/protobuf", "grpc"]
 
-INSTALL_HINT = "pip install 'agentsession[otel]'"
 GRPC_INSTALL_HINT = "pip install 'agentsession[otel-grpc]'"
 
 
