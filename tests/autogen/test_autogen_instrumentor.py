@@ -254,3 +254,11 @@ def test_instrument_without_autogen_installed_warns_and_returns_false(
         assert Missing().instrument() is False
     assert "no-such-autogen-distribution is not installed" in caplog.text
     assert methods_of_every_client() == before
+
+
+def test_instrument_refuses_options_it_does_not_know() -> None:
+    """A misspelt option is a TypeError naming it, as with the other adapters; nothing is hooked."""
+    instrumentor = AutoGenInstrumentor()
+    with pytest.raises(TypeError, match="unexpected option\\(s\\): trackr"):
+        instrumentor.instrument(trackr=None)
+    assert not instrumentor.is_instrumented

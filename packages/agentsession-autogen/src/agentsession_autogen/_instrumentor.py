@@ -117,6 +117,8 @@ class AutoGenInstrumentor(Instrumentor):
         self._saved_hook: Any = None
 
     def _instrument(self, **options: Any) -> None:
+        if options:
+            raise TypeError(f"unexpected option(s): {', '.join(sorted(options))}")
         with self._patch_lock:
             self._switch = _Switch()
         for cls in list(_subclasses(ChatCompletionClient)):

@@ -340,6 +340,8 @@ class SessionCallbackHandler(RunBook, BaseCallbackHandler):
         # call whose task was cancelled (``asyncio.wait_for`` timing out, a client going away).
         # A task that ends normally proves nothing: LangChain may have started the run in a
         # helper task and go on with it elsewhere.
+        # _get_running_loop() answers "is a loop running" without raising, where
+        # current_task() raises outside one: this runs for every sync call too.
         task = asyncio.current_task() if asyncio._get_running_loop() is not None else None
         watch = None
         if task is not None:
