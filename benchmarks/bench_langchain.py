@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from _timing import per_call_us
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -44,16 +45,6 @@ SESSION_ID = "bench-langchain-0001"
 class NoOpHandler(BaseCallbackHandler):
     """The baseline: a BaseCallbackHandler that overrides nothing (so, like any handler without
     ``on_chat_model_start``, it costs LangChain a fall-back to ``on_llm_start``)."""
-
-
-def per_call_us(fn: Callable[[], object], calls: int) -> list[float]:
-    clock = time.perf_counter_ns
-    samples = []
-    for _ in range(calls):
-        before = clock()
-        fn()
-        samples.append((clock() - before) / 1000)
-    return samples
 
 
 def stored_wall_us(fn: Callable[[], object], calls: int) -> float:

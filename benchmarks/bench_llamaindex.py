@@ -14,12 +14,12 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _timing import per_call_us
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.span_handlers import NullSpanHandler
@@ -82,16 +82,6 @@ def make_ours(tracker: SessionTracker) -> Callable[[], Any]:
     return ours
 
 
-def timed_calls_us(fn: Callable[[], object], calls: int) -> list[float]:
-    clock = time.perf_counter_ns
-    samples = []
-    for _ in range(calls):
-        before = clock()
-        fn()
-        samples.append((clock() - before) / 1000)
-    return samples
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, for CI smoke runs")
@@ -119,7 +109,7 @@ def main() -> int:
         for _ in range(repeats):
             for name, setup in setups.items():
                 with setup():
-                    samples[name].extend(timed_calls_us(chat, calls))
+                    samples[name].extend(per_call_us(chat, calls))
                 agentsession.flush()  # the writer catches up between rounds, outside the timing
         agentsession.shutdown()
         reader = SQLiteBackend(database)
