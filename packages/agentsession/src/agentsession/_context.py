@@ -222,12 +222,12 @@ class using_session:  # named like a function, as OpenInference names it
         metadata: Mapping[str, Any] | None = None,
         tags: Iterable[str] | None = None,
     ) -> None:
-        from ._ids import validate_session_id
+        from ._ids import validate_session_id, validate_user_id
 
         if isinstance(session_id_or_tracker, str):
             validate_session_id(session_id_or_tracker)
         self._target = session_id_or_tracker
-        self._user_id = user_id
+        self._user_id = validate_user_id(user_id)
         self._metadata = dict(metadata or {})
         self._tags = tuple(tags or ())
 

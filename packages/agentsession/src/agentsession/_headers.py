@@ -28,6 +28,8 @@ MAX_TRACE_ID_LENGTH = 256
 _TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
 _SAFE_VALUE = re.compile(r"[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?")
 _DIGITS = re.compile(r"[0-9]{1,20}")
+_OWS = " \t"
+"""The only white space HTTP trims around a value (RFC 9110 5.6.3): not CR, LF or NEL."""
 
 
 def header_names(prefix: str) -> tuple[str, str, str, str]:
@@ -118,7 +120,9 @@ def _lowered(headers: HeaderInput) -> dict[str, str]:
         if isinstance(name, bytes):
             name = name.decode("latin-1")
         if isinstance(value, bytes):
-            value = value.decode("latin-1")
+            # UTF-8 (a state header may hold raw UTF-8 JSON); an undecodable byte becomes a lone
+            # surrogate, which every check below refuses, rather than latin-1 text read as valid.
+            value = value.decode("utf-8", "surrogateescape")
         result[str(name).lower()] = str(value)
     return result
 
@@ -154,7 +158,7 @@ def parse_headers(
     step_index = None
     raw_index = values.get(names[1].lower())
     if raw_index is not None:
-        raw_index = raw_index.strip()
+        raw_index = raw_index.strip(_OWS)
         if not _DIGITS.fullmatch(raw_index) or int(raw_index) > MAX_STEP_INDEX:
             fail(
                 names[1],
@@ -167,7 +171,7 @@ def parse_headers(
     parent = values.get(names[2].lower())
     if parent is not None:
         try:
-            parent = check_header_value(names[2], parent.strip())
+            parent = check_header_value(names[2], parent.strip(_OWS))
         except InvalidHeaderError as exc:
             fail(names[2], str(exc).split(" ", 1)[-1])
             parent = None

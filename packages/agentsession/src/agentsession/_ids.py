@@ -65,9 +65,12 @@ def session_id_problem(session_id: object) -> str | None:
         )
     if not _PRINTABLE_ASCII.fullmatch(session_id):
         bad = next(c for c in session_id if not (" " <= c <= "~"))
+        shown = repr(bad)
+        if "\udc80" <= bad <= "\udcff":  # a byte that was not UTF-8, as surrogateescape keeps it
+            shown = f"the byte 0x{ord(bad) - 0xDC00:02X} (not UTF-8)"
         return (
             "session_id must be printable US-ASCII (0x20-0x7E), "
-            f"got {bad!r} in a {length}-character id"
+            f"got {shown} in a {length}-character id"
         )
     return None
 
@@ -86,6 +89,28 @@ def validate_session_id(session_id: object) -> str:
             session_id,
         )
     return session_id
+
+
+def user_id_problem(user_id: object) -> str | None:
+    """Say why ``user_id`` cannot be stored, or return None when it can."""
+    if not isinstance(user_id, str):
+        return f"user_id must be a str, got {type(user_id).__name__}"
+    try:
+        user_id.encode()
+    except UnicodeEncodeError:
+        # A lone surrogate has no UTF-8: no store takes it, and a batch holding it fails whole.
+        return (
+            f"user_id must be valid Unicode text, got a lone surrogate in {len(user_id)} characters"
+        )
+    return None
+
+
+def validate_user_id(user_id: str | None) -> str | None:
+    """Return ``user_id`` (None included) if it can be stored; else raise ValueError naming why."""
+    problem = None if user_id is None else user_id_problem(user_id)
+    if problem is not None:
+        raise ValueError(problem)
+    return user_id
 
 
 def is_weak_session_id(session_id: str) -> bool:

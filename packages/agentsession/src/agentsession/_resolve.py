@@ -8,7 +8,7 @@ from typing import Any
 from ._config import get_settings
 from ._context import current_session, live_sessions
 from ._health import warn_once
-from ._ids import session_id_problem
+from ._ids import session_id_problem, user_id_problem
 from ._tracker import SessionTracker
 
 __all__ = ["SESSION_ID_KEYS", "USER_ID_KEYS", "resolve_session", "session_id_from_metadata"]
@@ -50,7 +50,12 @@ def _user_id_from_metadata(metadata: Mapping[str, Any] | None) -> str | None:
     for key in USER_ID_KEYS:
         value = metadata.get(key)
         if isinstance(value, str) and value:
-            return value[:256]
+            problem = user_id_problem(value[:256])
+            if problem is None:
+                return value[:256]
+            warn_once(
+                f"metadata_user_id:{key}", "agentsession: ignoring metadata %r: %s", key, problem
+            )
     return None
 
 

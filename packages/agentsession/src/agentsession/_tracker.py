@@ -18,7 +18,13 @@ from ._dialects import Dialect, build_session_headers, parse_dialects
 from ._emitter import Emitter
 from ._headers import check_header_value
 from ._health import count, warn_once
-from ._ids import new_session_id, new_span_id, new_trace_id, validate_session_id
+from ._ids import (
+    new_session_id,
+    new_span_id,
+    new_trace_id,
+    validate_session_id,
+    validate_user_id,
+)
 from ._indexes import TakenIndexes
 from ._models import Score, SessionEnded, SessionStarted, SessionStatus
 from ._scores import new_score
@@ -66,7 +72,7 @@ class SessionTracker:
         self._session_id = (
             new_session_id() if session_id is None else validate_session_id(session_id)
         )
-        self.user_id = user_id
+        self.user_id = validate_user_id(user_id)
         self.tags = tuple(tags)
         self.metadata = dict(metadata or {})
         self.environment = environment

@@ -160,9 +160,12 @@ def parse_list_query(items: Sequence[tuple[str, str]]) -> tuple[SessionFilter, i
     cursor = _text(values, "cursor", _CURSOR_MAX)
     if cursor is not None:
         try:
-            decode_cursor(cursor)
+            _, after_id = decode_cursor(cursor)
         except ValueError:
             raise _bad("cursor", "must be a next_cursor this server gave", cursor) from None
+        if session_id_problem(after_id) is not None:
+            # A crafted one: a lone surrogate in it would fail in the backend (a 503, not a 400).
+            raise _bad("cursor", "must be a next_cursor this server gave", cursor)
     min_score = None
     raw_min = values.get("min_score")
     if raw_min is not None:
