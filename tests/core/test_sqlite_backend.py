@@ -533,3 +533,133 @@ def test_answers_equal_the_memory_backends(batches: Sequence[Sequence[SessionEve
                 assert pages(sqlite, filters) == pages(memory, filters), filters
         finally:
             sqlite.close()
+
+
+def tagged_sessions(count: int) -> list[SessionEvent]:
+    """``count`` sessions a second apart: two in three tagged "common", one in 50 by user "u-7",
+    every fourth failed."""
+    events: list[SessionEvent] = []
+    for n in range(count):
+        session_id = f"many-{n:05d}"
+        events.append(
+            SessionStarted(
+                session_id=session_id,
+                started_at=at(n),
+                user_id="u-7" if n % 50 == 0 else f"u-{n % 40 + 8}",
+                tags=("common",) if n % 3 else ("rare",),
+            )
+        )
+        events.append(
+            SessionEnded(
+                session_id=session_id,
+                ended_at=at(n + 0.5),
+                status="failed" if n % 4 == 0 else "completed",
+            )
+        )
+    return events
+
+
+def page_statements(backend: SQLiteBackend, filters: SessionFilter) -> tuple[str, str]:
+    """The count and the page query of one ``list_sessions`` call, parameters filled in."""
+    backend.get_session("any")  # opens the reader connection
+    reader = backend._reader
+    assert reader is not None
+    statements: list[str] = []
+    reader.set_trace_callback(statements.append)
+    try:
+        backend.list_sessions(filters, limit=50)
+    finally:
+        reader.set_trace_callback(None)
+    count = next(s for s in statements if s.startswith("SELECT count(*) FROM sessions"))
+    page = next(s for s in statements if "ORDER BY s.started_at DESC" in s)
+    return count, page
+
+
+def query_plan(db_path: Path, statement: str) -> str:
+    conn = sqlite3.connect(db_path)
+    try:
+        return "\n".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {statement}"))
+    finally:
+        conn.close()
+
+
+def test_a_tag_most_sessions_carry_is_paged_in_start_order_without_sorting(
+    backend: SQLiteBackend, db_path: Path
+) -> None:
+    """A page of a common tag walks the sessions newest first instead of sorting every match
+    (tens of milliseconds at 100,000 sessions); its pages equal MemoryBackend's."""
+    events = tagged_sessions(4_000)
+    memory = MemoryBackend()
+    memory.write(events)
+    backend.write(events)
+    for filters in (
+        SessionFilter(tag="common"),
+        SessionFilter(tag="common", status="completed"),
+        SessionFilter(tag="rare"),
+        SessionFilter(user_id="u-7", status="failed"),
+    ):
+        first, later = backend.list_sessions(filters, limit=50), []
+        cursor = first.next_cursor
+        while cursor is not None:
+            page = backend.list_sessions(filters, limit=50, cursor=cursor)
+            later.append(page)
+            cursor = page.next_cursor
+        expected = memory.list_sessions(filters, limit=50)
+        assert first == expected, filters
+        assert sum(len(p.sessions) for p in (first, *later)) == expected.total
+    page_query = page_statements(backend, SessionFilter(tag="common"))[1]
+    assert "INDEXED BY" not in page_statements(backend, SessionFilter(tag="rare"))[1]
+    plan = query_plan(db_path, page_query)
+    assert "sessions_by_start" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def test_a_users_sessions_of_one_status_are_found_from_the_users_list(
+    backend: SQLiteBackend, db_path: Path
+) -> None:
+    """With a user filter, a status filter is checked per session, not used as the way in:
+    every status holds a large share of all sessions, a user few of them."""
+    backend.write(tagged_sessions(1_000))
+    count_query, page_query = page_statements(
+        backend, SessionFilter(user_id="u-7", status="completed")
+    )
+    for statement in (count_query, page_query):
+        plan = query_plan(db_path, statement)
+        assert "session_users_by_user" in plan
+        assert "sessions_by_status" not in plan
+    page = backend.list_sessions(SessionFilter(user_id="u-7", status="completed"))
+    assert page.total == 10  # n % 50 == 0 and n % 4 != 0, for n < 1,000
+    assert all(s.user_ids == ["u-7"] and s.status == "completed" for s in page.sessions)
+
+
+def test_finished_trackers_and_steps_are_released_once_written(db_path: Path) -> None:
+    """Nothing keeps an ended session's tracker or its step handles alive after the writer
+    stored them: a process recording millions of steps holds only what is in flight."""
+    import gc
+    import weakref
+
+    import agentsession
+    from agentsession import SessionTracker
+    from agentsession._step import StepHandle
+
+    backend = SQLiteBackend(db_path)
+    tracker = SessionTracker("released-0001", backend=backend)
+    tracker.update_state({"goal": "x" * 100})
+    steps = []
+    for _ in range(3):
+        handle = tracker.begin_step(model="gpt-4o-mini", input=[{"role": "user", "content": "hi"}])
+        handle.end({"content": "ok"}, input_tokens=3, output_tokens=1)
+        steps.append(handle.step_id)  # a handle has slots and no weak reference
+    tracker.record_tool_call("search", {"q": "x"}, {"hits": 1})
+    tracker.begin_step().fail(RuntimeError("boom"))
+    tracker.end()
+    tracker_ref = weakref.ref(tracker)
+    del tracker, handle
+    assert agentsession.flush(5.0)
+    gc.collect()
+    assert tracker_ref() is None
+    alive = [o for o in gc.get_objects() if isinstance(o, StepHandle) and o.step_id in steps]
+    assert alive == []
+    summary = backend.get_session("released-0001")
+    assert summary is not None
+    assert summary.total_steps == 4

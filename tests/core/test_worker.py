@@ -509,3 +509,27 @@ def test_many_sessions_in_threads_and_tasks_lose_nothing() -> None:
         assert summary.status == "completed"
         assert summary.total_steps == STEPS_PER_SESSION
     assert len(backend.steps) == 2 * SESSIONS_PER_KIND * STEPS_PER_SESSION
+
+
+def test_a_step_the_store_cannot_hold_costs_only_itself(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value SQLite refuses (a lone surrogate) drops its own step, not the batch around it."""
+    store = agentsession.SQLiteBackend(tmp_path / "poison.db")
+    good = [SessionTracker(f"wrk-poison-good-{n}", backend=store) for n in range(3)]
+    bad = SessionTracker("wrk-poison-bad", backend=store)
+    for turn in range(4):
+        for tracker in good:
+            tracker.begin_step(name=f"turn-{turn}").end("ok")
+        bad.begin_step(name="\ud800" if turn == 2 else f"turn-{turn}").end("ok")
+    started = time.monotonic()
+    assert agentsession.flush(10)
+    assert time.monotonic() - started < 2, "a content error must not wait out the retries"
+    for tracker in good:
+        assert [s.step_index for s in store.list_steps(tracker.session_id)] == [0, 1, 2, 3]
+    assert [s.step_index for s in store.list_steps(bad.session_id)] == [0, 1, 3]
+    assert get_stats()["dropped.unstorable"] == 1
+    assert "dropped.backend_error" not in get_stats()
+    [warning] = _warnings(caplog)
+    assert "wrk-poison-bad" in warning
+    assert "step 2" in warning

@@ -9,6 +9,7 @@ starts another.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections import deque
@@ -21,7 +22,14 @@ from .backends._base import SessionWriter
 
 logger = logging.getLogger("agentsession")
 
-__all__ = ["IDLE_EXIT_S", "RETRY_DELAYS_S", "Emitter", "PendingEvent", "live_emitters"]
+__all__ = [
+    "IDLE_EXIT_S",
+    "RETRY_DELAYS_S",
+    "DroppedByBackend",
+    "Emitter",
+    "PendingEvent",
+    "live_emitters",
+]
 
 
 RETRY_DELAYS_S = (0.05, 0.25, 1.0, 2.5)
@@ -29,6 +37,11 @@ RETRY_DELAYS_S = (0.05, 0.25, 1.0, 2.5)
 
 IDLE_EXIT_S = 30.0
 """A writer thread with no event for this long exits; the next event starts a new one."""
+
+
+class DroppedByBackend(Exception):
+    """Raised by a backend that dropped a batch on purpose and counted it: not retried, and
+    not counted as written."""
 
 
 class PendingEvent(Protocol):
@@ -245,7 +258,12 @@ class Emitter:
         for attempt in range(len(delays) + 1):
             try:
                 self.backend.write(batch)
+            except DroppedByBackend:
+                return
             except Exception as exc:
+                if _is_bad_data(exc):
+                    self._isolate_bad_events(batch, exc)
+                    return
                 if attempt == len(delays):
                     count("dropped.backend_error", len(batch))
                     count("faults.backend.write")
@@ -268,6 +286,29 @@ class Emitter:
                 count("written.events", len(batch))
                 return
 
+    def _isolate_bad_events(self, batch: list[SessionEvent], exc: Exception) -> None:
+        """Write the halves of a batch the backend refused for its content, down to the events
+        it cannot store, which are dropped: one bad value must not cost other sessions' steps.
+        """
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            self._write_batch(batch[:middle])
+            self._write_batch(batch[middle:])
+            return
+        event = batch[0]
+        count("dropped.unstorable")
+        warn_once(
+            f"unstorable:{id(self)}",
+            "agentsession: %s cannot store a %s of session %r (step %s): %r; it is dropped "
+            "(further ones are only counted in agentsession.get_stats()['dropped.unstorable'])",
+            type(self.backend).__name__,
+            type(event).__name__,
+            getattr(event, "session_id", None),
+            getattr(event, "step_index", "-"),
+            exc,
+            exc=exc,
+        )
+
     def _flush_backend(self) -> None:
         try:
             self.backend.flush()
@@ -287,6 +328,8 @@ class Emitter:
         with self._sync_lock:
             try:
                 self.backend.write([event])
+            except DroppedByBackend:
+                pass
             except Exception as exc:
                 count("dropped.backend_error")
                 record_fault("backend.write", exc)
@@ -301,6 +344,20 @@ class Emitter:
         self._urgent = threading.Event()
         self._start_lock = threading.Lock()
         self._sync_lock = threading.Lock()
+
+
+_BAD_DATA_ERRORS = (
+    ValueError,  # also UnicodeEncodeError (a lone surrogate) and pydantic's serialization errors
+    TypeError,
+    OverflowError,  # an int too large for the store
+    sqlite3.InterfaceError,
+    sqlite3.IntegrityError,
+)
+
+
+def _is_bad_data(exc: Exception) -> bool:
+    """True for errors about what a batch holds, which waiting will not mend."""
+    return isinstance(exc, _BAD_DATA_ERRORS)
 
 
 def _to_event(item: SessionEvent | PendingEvent) -> SessionEvent | None:

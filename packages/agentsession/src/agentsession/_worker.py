@@ -10,12 +10,13 @@ import atexit
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from ._config import get_settings
-from ._emitter import Emitter, live_emitters
-from ._health import count, record_fault
+from ._emitter import DroppedByBackend, Emitter, live_emitters
+from ._health import count, warn_once
 from ._models import SessionEvent
 from .backends._base import SessionWriter
 from .backends._registry import backend_from_url
@@ -77,20 +78,55 @@ def default_emitter() -> Emitter:
         return _default
 
 
-class _UnavailableBackend:
-    """Stands in for a default backend that could not be opened: counts what it drops."""
+REOPEN_INTERVAL_S = 5.0
+"""How often a default backend that could not be opened is tried again, at most."""
 
-    def __init__(self, url: str) -> None:
+
+class _UnavailableBackend:
+    """Stands in for a default backend that could not be opened: counts what it drops, and
+    opens the backend once it can.
+
+    The first attempt is made on the caller's thread at first use; the later ones come from
+    ``write()``, so from the writer thread, at most every ``reopen_interval_s`` seconds. A
+    mistake that time cannot mend (a bad URL, a missing extra) is not tried again.
+    """
+
+    def __init__(self, url: str, error: Exception, reopen_interval_s: float | None = None) -> None:
         self.url = url
+        self.reopen_interval_s = (
+            REOPEN_INTERVAL_S if reopen_interval_s is None else reopen_interval_s
+        )
+        self._retry = not isinstance(error, (ValueError, TypeError, ImportError))
+        self._next_attempt = time.monotonic() + self.reopen_interval_s
+        self._opened: SessionWriter | None = None
 
     def write(self, events: Sequence[SessionEvent]) -> None:
-        count("dropped.backend_unavailable", len(events))
+        backend = self._opened or self._reopen()
+        if backend is None:
+            count("dropped.backend_unavailable", len(events))
+            raise DroppedByBackend
+        backend.write(events)
+
+    def _reopen(self) -> SessionWriter | None:
+        if not self._retry or time.monotonic() < self._next_attempt:
+            return None
+        try:
+            self._opened = backend_from_url(self.url)
+        except Exception as exc:
+            count("faults.backend.open")
+            logger.debug("agentsession: backend %r still cannot be opened: %r", self.url, exc)
+            self._next_attempt = time.monotonic() + self.reopen_interval_s
+            return None
+        logger.info("agentsession: backend %r opened; recording resumes", self.url)
+        return self._opened
 
     def flush(self) -> None:
-        pass
+        if self._opened is not None:
+            self._opened.flush()
 
     def close(self) -> None:
-        pass
+        if self._opened is not None:
+            self._opened.close()
 
 
 def _open_default_backend(url: str) -> SessionWriter:
@@ -98,9 +134,16 @@ def _open_default_backend(url: str) -> SessionWriter:
         return backend_from_url(url)
     except Exception as exc:
         # A bad AGENTSESSION_BACKEND_URL or an unwritable directory must not break the app.
-        record_fault("backend.open", exc)
-        logger.warning("agentsession: cannot open backend %r; steps are dropped", url)
-        return _UnavailableBackend(url)
+        count("faults.backend.open")
+        warn_once(
+            f"backend_open:{url}",
+            "agentsession: cannot open backend %r: %s; steps are dropped and counted in "
+            "agentsession.get_stats()['dropped.backend_unavailable'] until it opens",
+            url,
+            exc,
+            exc=exc,
+        )
+        return _UnavailableBackend(url, exc)
 
 
 def set_default_backend(backend: SessionWriter | str | None) -> SessionWriter | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -35,6 +36,8 @@ __all__ = [
     "encode_cursor",
     "effective_status",
     "event_time",
+    "check_step_limit",
+    "page_of_steps",
     "step_json",
     "steps_as_json",
 ]
@@ -72,8 +75,15 @@ class SessionReader(Protocol):
     def get_session(self, session_id: str) -> SessionSummary | None:
         """One session's summary, or None if it is unknown."""
 
-    def list_steps(self, session_id: str) -> list[Step]:
-        """A session's steps in step order."""
+    def list_steps(
+        self, session_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        """A session's steps in step order; [] for a session it does not know.
+
+        A page of them for a long session: only the steps whose ``step_index`` is greater than
+        ``after`` (all when None), at most ``limit`` of them (all when None; ValueError when
+        under 1). The next page starts after the last step's index.
+        """
 
 
 @runtime_checkable
@@ -90,10 +100,16 @@ class StepJsonReader(Protocol):
     """
 
     def list_steps_json(
-        self, session_id: str, fields: Mapping[str, str] | None = None
+        self,
+        session_id: str,
+        fields: Mapping[str, str] | None = None,
+        *,
+        after: int | None = None,
+        limit: int | None = None,
     ) -> list[str]:
         """Each step of a session as one JSON object, in step order.
 
+        ``after`` and ``limit`` select a page of the steps, as in ``SessionReader.list_steps``.
         ``fields`` maps each key of the objects to the Step field it holds (default:
         :data:`STEP_FIELDS`). Each object parses to the values ``Step.model_dump(mode="json")``
         holds (an infinite number as null, as ``model_dump_json`` writes it); numbers may be
@@ -102,13 +118,39 @@ class StepJsonReader(Protocol):
 
 
 def steps_as_json(
-    reader: SessionReader, session_id: str, fields: Mapping[str, str] | None = None
+    reader: SessionReader,
+    session_id: str,
+    fields: Mapping[str, str] | None = None,
+    *,
+    after: int | None = None,
+    limit: int | None = None,
 ) -> list[str]:
     """A session's steps as JSON objects (see :class:`StepJsonReader`), from any reader."""
     if isinstance(reader, StepJsonReader):
-        return reader.list_steps_json(session_id, fields)
+        if after is None and limit is None:  # the call a reader written before paging takes
+            return reader.list_steps_json(session_id, fields)
+        return reader.list_steps_json(session_id, fields, after=after, limit=limit)
     selected = check_step_fields(fields)
-    return [step_json(step, selected) for step in reader.list_steps(session_id)]
+    steps = reader.list_steps(session_id, after=after, limit=limit)
+    return [step_json(step, selected) for step in steps]
+
+
+def check_step_limit(limit: int | None) -> None:
+    """ValueError for a page size of steps under 1 (None: no limit)."""
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+
+
+def page_of_steps(steps: Sequence[Step], after: int | None, limit: int | None) -> list[Step]:
+    """The steps past ``after``, at most ``limit`` of them, from ``steps`` in step order: the
+    in-process backends' page of :meth:`SessionReader.list_steps`."""
+    check_step_limit(limit)
+    start = 0 if after is None else bisect.bisect_right(steps, after, key=_step_index)
+    return list(steps[start:] if limit is None else steps[start : start + limit])
+
+
+def _step_index(step: Step) -> int:
+    return step.step_index
 
 
 def step_json(step: Step, fields: Mapping[str, str]) -> str:

@@ -23,7 +23,7 @@ from agentsession._models import (
     Step,
 )
 
-from ._base import SummaryBuilder, event_time, paginate
+from ._base import SummaryBuilder, check_step_limit, event_time, page_of_steps, paginate
 
 __all__ = ["JsonlBackend"]
 
@@ -184,9 +184,12 @@ class JsonlBackend:
         builder = self._replay().builders.get(session_id)
         return None if builder is None else builder.summary()
 
-    def list_steps(self, session_id: str) -> list[Step]:
+    def list_steps(
+        self, session_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
+        check_step_limit(limit)  # before reading the file
         steps = self._replay().steps.get(session_id, {})
-        return [steps[index] for index in sorted(steps)]
+        return page_of_steps([steps[index] for index in sorted(steps)], after, limit)
 
 
 def _decode(line: bytes) -> SessionEvent | None:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 
 from .._models import SessionEvent, SessionFilter, SessionPage, SessionSummary, Step
-from ._base import SummaryBuilder, event_time, paginate
+from ._base import SummaryBuilder, event_time, page_of_steps, paginate
 
 __all__ = ["MemoryBackend"]
 
@@ -56,10 +56,13 @@ class MemoryBackend:
             builder = self._summaries.get(session_id)
             return None if builder is None else builder.summary()
 
-    def list_steps(self, session_id: str) -> list[Step]:
+    def list_steps(
+        self, session_id: str, *, after: int | None = None, limit: int | None = None
+    ) -> list[Step]:
         with self._lock:
             steps = list(self._steps.get(session_id, ()))
-        return sorted(steps, key=lambda s: s.step_index)
+        steps.sort(key=lambda s: s.step_index)
+        return page_of_steps(steps, after, limit)
 
     @property
     def steps(self) -> list[Step]:
