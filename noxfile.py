@@ -67,6 +67,14 @@ FRAMEWORK_VERSIONS = {
     },
 }
 ENDS = ["oldest", "newest"]
+# What bench_peers.py compares us with, installed only in the bench session.
+PEERS = [
+    "langfuse>=5",
+    "langsmith>=0.4",
+    "openinference-instrumentation-langchain>=0.1.80",
+    "openinference-instrumentation-llama-index>=4.6",
+    "opentelemetry-sdk>=1.30",
+]
 FRAMEWORK_CLIENTS = [
     "langchain-openai>=1.7",
     "autogen-agentchat>=0.7",
@@ -194,7 +202,8 @@ def types(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks: each prints its ratios against a baseline measured in the same run."""
+    """Benchmarks, the peers' side by side included: each prints ratios against a baseline
+    measured in the same run (``-- --quick`` for a short smoke run)."""
     session.install(
         SERVERS,
         LANGCHAIN,
@@ -204,15 +213,18 @@ def bench(session: nox.Session) -> None:
         *LANGCHAIN_NEWEST,
         *LLAMAINDEX_NEWEST,
         *AUTOGEN_NEWEST,
+        *PEERS,
     )
     scripts = (
         "record_step",
         "sqlite_sink",
+        "scale",
         "proxy",
         "explorer",
         "langchain",
         "llamaindex",
         "autogen",
+        "peers",
     )
     for script in scripts:
         session.run("python", f"benchmarks/bench_{script}.py", *session.posargs)
