@@ -20,6 +20,10 @@ __all__ = ["add_proxy_command", "run_proxy"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8787
+KEEP_ALIVE_S = 75
+"""How long the proxy keeps an idle client connection open: longer than client pools keep one
+(httpx and the OpenAI SDK: 5 s), so that the client always drops it first. uvicorn's default,
+also 5 s, lets a request sent as the proxy closes the connection fail with a reset."""
 
 
 def _seconds(raw: str) -> float:
@@ -128,6 +132,7 @@ def run_proxy(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             timeout_graceful_shutdown=args.shutdown_timeout,
+            timeout_keep_alive=KEEP_ALIVE_S,
             lifespan="on",
             server_header=False,
         )
