@@ -16,8 +16,9 @@ from agentsession import SessionTracker, backend_from_url, get_stats
 from agentsession.otel import OTelBackend
 
 TIMEOUT_S = 0.5
-BOUND_S = TIMEOUT_S + 2.0
-"""How long a flush, a close or the exit may take beyond the work itself."""
+BOUND_S = TIMEOUT_S + 2.5
+"""How long a flush, a close or the exit may take: the backend gives a shutdown
+``timeout_s + 2`` seconds, and the test half a second of slack on top."""
 
 _RECORD_THEN_EXIT = textwrap.dedent(
     """
@@ -52,7 +53,7 @@ def test_a_process_whose_collector_hangs_exits_within_the_export_timeout() -> No
 @pytest.mark.parametrize("collector", ["hanging", "down"])
 def test_a_grpc_collector_that_hangs_or_is_down_costs_one_timeout(collector: str) -> None:
     """Over OTLP/gRPC too: recording only queues, flush() and close() return within about one
-    export timeout, and the lost steps are counted."""
+    export timeout, and the lost steps are counted (or the shutdown that gave up on them)."""
     pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc", reason="otel-grpc extra")
     with hanging_collector() as hanging_port:
         port = hanging_port if collector == "hanging" else closed_port()
@@ -73,5 +74,8 @@ def test_a_grpc_collector_that_hangs_or_is_down_costs_one_timeout(collector: str
         backend.close()
         assert time.perf_counter() - started < BOUND_S
     stats = get_stats()
-    assert stats.get("dropped.otel_queue_full", 0) + stats["dropped.otel_export"] == 20
+    lost = stats.get("dropped.otel_queue_full", 0) + stats.get("dropped.otel_export", 0)
+    # Before SDK 1.28 the gRPC exporter retries for up to 64 s whatever its timeout: close()
+    # then leaves it to finish in the background and counts that, rather than waiting.
+    assert lost == 20 or (lost == 0 and stats["otel.shutdown_timed_out"] == 1), stats
     assert "written.otel_spans" not in stats
