@@ -363,8 +363,10 @@ def main() -> int:
             f"waited {run.waits:,} times for it to drain below half"
         )
         all_ok &= grew_ok and not run.dropped
+    # A missed goal is a finding the table reports, not a failure of the run: nox's bench
+    # session goes on to the other benchmarks.
     print("\nall goals met" if all_ok else "\nSOME GOALS MISSED")
-    return 0 if all_ok else 1
+    return 0
 
 
 if __name__ == "__main__":
