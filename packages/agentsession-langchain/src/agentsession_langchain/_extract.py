@@ -54,47 +54,21 @@ _MODEL_INFOS_MAX = 256
 _model_infos: dict[int, tuple[Mapping[str, Any] | None, Any, Any, ModelInfo]] = {}
 
 
-_PLAIN, _AI, _TOOL, _CHAT, _OTHER = range(5)
-_shapes: dict[type, int] = {}
-"""What each class handed to :func:`message_record` is, found once per class: an isinstance
-cascade on pydantic classes costs more than the rest of the record."""
-
-
-def _shape(cls: type) -> int:
-    if not issubclass(cls, BaseMessage):  # a plain string or dict a model was handed
-        shape = _OTHER
-    elif issubclass(cls, AIMessage):
-        shape = _AI
-    elif issubclass(cls, ToolMessage):
-        shape = _TOOL
-    elif issubclass(cls, ChatMessage):
-        shape = _CHAT
-    else:
-        shape = _PLAIN
-    if len(_shapes) < _MODEL_INFOS_MAX:
-        _shapes[cls] = shape
-    return shape
-
-
 def message_record(message: Any) -> dict[str, Any]:
     """A message as a small dict: role, content, and tool calls / tool call id when present."""
-    cls = type(message)
-    shape = _shapes.get(cls)
-    if shape is None:
-        shape = _shape(cls)
-    if shape == _OTHER:
+    if not isinstance(message, BaseMessage):  # a plain string or dict a model was handed
         return {"role": "user", "content": message}
     # Only the fields each message class has: a missing attribute of a pydantic model costs
     # microseconds.
     kind = message.type
     role = _ROLES.get(kind)
     if role is None:
-        role = message.role if shape == _CHAT else kind
+        role = message.role if isinstance(message, ChatMessage) else kind
     record: dict[str, Any] = {"role": role, "content": message.content}
-    if shape == _AI:
+    if isinstance(message, AIMessage):
         if message.tool_calls:
             record["tool_calls"] = list(message.tool_calls)
-    elif shape == _TOOL:
+    elif isinstance(message, ToolMessage):
         record["tool_call_id"] = message.tool_call_id
     if message.name:
         record["name"] = message.name

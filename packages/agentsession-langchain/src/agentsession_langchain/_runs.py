@@ -218,12 +218,7 @@ class RunBook:
     def _leave(self, run_id: RunKey, error: BaseException | None) -> None:
         """Forget a run; the root of an auto session ends it, a claim is given up."""
         scope = self._scopes.pop(run_id, None)
-        if scope is not None and (scope.auto or scope.claim):
-            self._release(run_id, scope, error)
-
-    def _release(self, run_id: RunKey, scope: Scope, error: BaseException | None) -> None:
-        """What the end of a run that owns an auto session or a claim gives up."""
-        if scope.owner != run_id:
+        if scope is None or not (scope.auto or scope.claim) or scope.owner != run_id:
             return
         if scope.claim:
             claimed.pop(run_id, None)
